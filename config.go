@@ -1,0 +1,148 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is pgdeck's whole configuration, read from flags and PGDECK_*
+// environment variables (a flag wins over the variable).
+type Config struct {
+	Addr            string
+	DataDir         string
+	DatabaseURL     string
+	Runtime         string
+	MonitorInterval time.Duration
+	MonitorTimeout  time.Duration
+	MonitorConfirm  int
+	SecretKeyFile   string
+	LogFormat       string
+	LogLevel        string
+	PGBinDir        string
+	PortRange       string
+	Workers         int
+	TLSCertFile     string
+	TLSKeyFile      string
+}
+
+// configVar describes one setting: its flag name, variable, default and help.
+type configVar struct {
+	flag, env, def, help string
+}
+
+var configVars = []configVar{
+	{"addr", "PGDECK_ADDR", "127.0.0.1:8080", "address the web server listens on"},
+	{"data-dir", "PGDECK_DATA_DIR", "./data", "folder for the control-plane cluster, environments and the secret key"},
+	{"database-url", "PGDECK_DATABASE_URL", "", "control-plane PostgreSQL URL; empty runs the embedded cluster under <data-dir>/control"},
+	{"runtime", "PGDECK_RUNTIME", "local", "where environment databases run: local"},
+	{"monitor-interval", "PGDECK_MONITOR_INTERVAL", "5s", "time between health checks"},
+	{"monitor-timeout", "PGDECK_MONITOR_TIMEOUT", "3s", "time one health check may take"},
+	{"monitor-confirm", "PGDECK_MONITOR_CONFIRM", "2", "consecutive agreeing checks before a health status changes"},
+	{"secret-key-file", "PGDECK_SECRET_KEY_FILE", "", "AES key file for database passwords; empty: <data-dir>/secret.key (created 0600)"},
+	{"log-format", "PGDECK_LOG_FORMAT", "text", "log format: text or json"},
+	{"log-level", "PGDECK_LOG_LEVEL", "info", "log level: debug, info, warn or error"},
+	{"pg-bin-dir", "PGDECK_PG_BIN_DIR", "", "PostgreSQL server binaries; empty: newest /usr/lib/postgresql/*/bin"},
+	{"port-range", "PGDECK_PORT_RANGE", "25432-25999", "127.0.0.1 ports handed to environment databases"},
+	{"workers", "PGDECK_WORKERS", "4", "job workers running in this process"},
+	{"tls-cert-file", "PGDECK_TLS_CERT_FILE", "", "serve HTTPS with this certificate (and key); session cookies become Secure"},
+	{"tls-key-file", "PGDECK_TLS_KEY_FILE", "", "private key for PGDECK_TLS_CERT_FILE"},
+}
+
+// loadConfig reads the flags in args over the PGDECK_* variables and
+// validates them. fs may already hold a command's own flags.
+func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, error) {
+	vals := make(map[string]*string, len(configVars))
+	for _, v := range configVars {
+		def := v.def
+		if e := getenv(v.env); e != "" {
+			def = e
+		}
+		vals[v.flag] = fs.String(v.flag, def, v.help+" ("+v.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
+	c := Config{
+		Addr:          get("addr"),
+		DataDir:       get("data-dir"),
+		DatabaseURL:   get("database-url"),
+		Runtime:       get("runtime"),
+		SecretKeyFile: get("secret-key-file"),
+		LogFormat:     get("log-format"),
+		LogLevel:      get("log-level"),
+		PGBinDir:      get("pg-bin-dir"),
+		PortRange:     get("port-range"),
+		TLSCertFile:   get("tls-cert-file"),
+		TLSKeyFile:    get("tls-key-file"),
+	}
+	var errs []error
+	var err error
+	if c.MonitorInterval, err = time.ParseDuration(get("monitor-interval")); err != nil || c.MonitorInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("PGDECK_MONITOR_INTERVAL: want a duration of at least 100ms, got %q", get("monitor-interval")))
+	}
+	if c.MonitorTimeout, err = time.ParseDuration(get("monitor-timeout")); err != nil || c.MonitorTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("PGDECK_MONITOR_TIMEOUT: want a positive duration, got %q", get("monitor-timeout")))
+	}
+	if c.MonitorConfirm, err = strconv.Atoi(get("monitor-confirm")); err != nil || c.MonitorConfirm < 1 || c.MonitorConfirm > 10 {
+		errs = append(errs, fmt.Errorf("PGDECK_MONITOR_CONFIRM: want 1 to 10, got %q", get("monitor-confirm")))
+	}
+	if c.Workers, err = strconv.Atoi(get("workers")); err != nil || c.Workers < 1 || c.Workers > 64 {
+		errs = append(errs, fmt.Errorf("PGDECK_WORKERS: want 1 to 64, got %q", get("workers")))
+	}
+	if c.Addr == "" {
+		errs = append(errs, errors.New("PGDECK_ADDR: must not be empty"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("PGDECK_DATA_DIR: must not be empty"))
+	}
+	if c.Runtime != "local" {
+		errs = append(errs, fmt.Errorf("PGDECK_RUNTIME: only \"local\" is available in this build, got %q", c.Runtime))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("PGDECK_LOG_FORMAT: want text or json, got %q", c.LogFormat))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if _, _, err := parsePortRange(c.PortRange); err != nil {
+		errs = append(errs, err)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("PGDECK_TLS_CERT_FILE and PGDECK_TLS_KEY_FILE go together"))
+	}
+	return c, errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("PGDECK_LOG_LEVEL: want debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+func parsePortRange(s string) (lo, hi int, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(a)
+	hi, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || lo < 1024 || hi > 65535 || lo > hi {
+		return 0, 0, fmt.Errorf("PGDECK_PORT_RANGE: want LOW-HIGH within 1024-65535, got %q", s)
+	}
+	return lo, hi, nil
+}
+
+func newLogger(c Config) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

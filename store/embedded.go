@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"pgdeck/provisioner/pgexec"
+)
+
+// EmbeddedPort names the control-plane cluster's socket file; it never listens on TCP.
+const EmbeddedPort = 5432
+
+// Embedded is the control-plane PostgreSQL cluster that pgdeck runs under
+// <data-dir>/control when no database URL is configured.
+type Embedded struct {
+	cluster     pgexec.Cluster
+	log         *slog.Logger
+	startedByUs bool
+}
+
+// NewEmbedded describes the cluster under dataDir/control.
+func NewEmbedded(dataDir, binDir string, user pgexec.RunAs, log *slog.Logger) (*Embedded, error) {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("store: data dir: %w", err)
+	}
+	root := filepath.Join(abs, "control")
+	return &Embedded{
+		cluster: pgexec.Cluster{
+			BinDir:    binDir,
+			DataDir:   filepath.Join(root, "pgdata"),
+			SocketDir: filepath.Join(root, "run"),
+			Port:      EmbeddedPort,
+			Superuser: "pgdeck",
+			User:      user,
+			LogFile:   filepath.Join(root, "postgres.log"),
+		},
+		log: log,
+	}, nil
+}
+
+// Start makes the cluster on first use and starts it when it is not already
+// running (a stale postmaster.pid from a crash is handled by pgexec).
+func (e *Embedded) Start(ctx context.Context) error {
+	if !e.cluster.Initialized() {
+		e.log.Info("creating the control-plane cluster", "data_dir", e.cluster.DataDir)
+	}
+	if err := e.cluster.Init(ctx, pgexec.InitOptions{}); err != nil {
+		return fmt.Errorf("store: control-plane cluster: %w", err)
+	}
+	if _, ok := e.cluster.Running(); !ok {
+		if err := e.cluster.Start(ctx); err != nil {
+			return fmt.Errorf("store: control-plane cluster: %w", err)
+		}
+		e.startedByUs = true
+	}
+	out, err := e.cluster.Exec(ctx, nil, "psql", "-X", "-qAt", "-d", "postgres", "-c", "SELECT 1 FROM pg_database WHERE datname = 'pgdeck'")
+	if err != nil {
+		return fmt.Errorf("store: control-plane cluster: %w", err)
+	}
+	if len(out) == 0 {
+		if _, err := e.cluster.Exec(ctx, nil, "createdb", "pgdeck"); err != nil {
+			return fmt.Errorf("store: control-plane cluster: %w", err)
+		}
+	}
+	return nil
+}
+
+// StartedByUs reports whether Start started the server (rather than finding it running).
+func (e *Embedded) StartedByUs() bool { return e.startedByUs }
+
+// URL is the connection string to pgdeck's database over the Unix socket.
+func (e *Embedded) URL() string { return e.cluster.DSN("pgdeck") }
+
+// Stop shuts the cluster down cleanly.
+func (e *Embedded) Stop(ctx context.Context) error {
+	if err := e.cluster.Stop(ctx); err != nil {
+		return fmt.Errorf("store: stop control-plane cluster: %w", err)
+	}
+	return nil
+}

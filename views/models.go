@@ -1,0 +1,129 @@
+// Package views holds pgdeck's templ components and the view models they take.
+// Components never touch the store: handlers build these models for them.
+package views
+
+import "time"
+
+// Page is what every full page needs: title, the signed-in user, the CSRF
+// token for forms and htmx, flash messages and the active navigation entry.
+type Page struct {
+	Title string
+	User  *User
+	CSRF  string
+	Flash []Flash
+	Nav   string
+}
+
+// User is the signed-in account as the layout shows it.
+type User struct {
+	Email     string
+	Role      string
+	CanChange bool
+}
+
+// IsAdmin reports whether the user may read admin pages (owners and admins).
+func (u *User) IsAdmin() bool { return u != nil && (u.Role == "owner" || u.Role == "admin") }
+
+// Flash is a one-time message shown at the top of the next page.
+type Flash struct {
+	Kind string // "success", "error" or "info"
+	Text string
+}
+
+// Form carries what was typed and the message for each field that failed.
+type Form struct {
+	Values map[string]string
+	Errors map[string]string
+}
+
+// Value returns what was typed into field.
+func (f Form) Value(field string) string { return f.Values[field] }
+
+// Error returns the message for field, or "".
+func (f Form) Error(field string) string { return f.Errors[field] }
+
+// Health is a database health badge: status word, reason and when it was checked.
+type Health struct {
+	Status    string // "running", "stopped", "error", "not_deployed", "deploying"
+	Reason    string
+	CheckedAt time.Time
+	Stale     bool
+}
+
+// Label is the status in words, as the badge shows it.
+func (h Health) Label() string {
+	switch h.Status {
+	case "running":
+		return "Running"
+	case "stopped":
+		return "Stopped"
+	case "error":
+		return "Error"
+	case "deploying":
+		return "Deploying"
+	case "", "not_deployed":
+		return "Not deployed"
+	}
+	return h.Status
+}
+
+// Tone is the colour family of the badge.
+func (h Health) Tone() string {
+	switch h.Status {
+	case "running":
+		return "ok"
+	case "error":
+		return "bad"
+	case "deploying":
+		return "warn"
+	}
+	return "muted"
+}
+
+// Environment is one row of the environments list and the header of its page.
+type Environment struct {
+	Name        string
+	OdooVersion string
+	Stage       string
+	Plan        string
+	CreatedAt   time.Time
+	Health      Health
+}
+
+// AuditEntry is one row of the audit log.
+type AuditEntry struct {
+	At         time.Time
+	Actor      string
+	Action     string
+	Target     string
+	Detail     string
+	RemoteAddr string
+}
+
+// APIToken is one row of the account page's token list.
+type APIToken struct {
+	ID         int64
+	Name       string
+	Prefix     string
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// Account is the account page: the user's tokens and, once, a new token's secret.
+type Account struct {
+	Email    string
+	Role     string
+	Tokens   []APIToken
+	NewToken string
+	Form     Form
+}
+
+// Choice is one option of a select.
+type Choice struct{ Value, Label string }
+
+// EnvironmentChoices are the options of the create form.
+type EnvironmentChoices struct {
+	Versions []Choice
+	Stages   []Choice
+	Plans    []Choice
+}

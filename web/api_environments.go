@@ -1,0 +1,88 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"pgdeck/store"
+)
+
+// apiEnvironment is an environment as the API shows it.
+type apiEnvironment struct {
+	Name         string    `json:"name"`
+	OdooVersion  string    `json:"odoo_version"`
+	Stage        string    `json:"stage"`
+	Plan         string    `json:"plan"`
+	DesiredState string    `json:"desired_state"`
+	CreatedAt    time.Time `json:"created_at"`
+	Health       apiHealth `json:"health"`
+}
+
+// apiHealth is the health object of an environment.
+type apiHealth struct {
+	Status    string     `json:"status"`
+	Reason    string     `json:"reason"`
+	CheckedAt *time.Time `json:"checked_at"`
+}
+
+func toAPIEnvironment(e store.Environment) apiEnvironment {
+	v := environmentView(e)
+	h := apiHealth{Status: v.Health.Status, Reason: v.Health.Reason}
+	if !v.Health.CheckedAt.IsZero() {
+		t := v.Health.CheckedAt
+		h.CheckedAt = &t
+	}
+	return apiEnvironment{Name: e.Name, OdooVersion: e.OdooVersion, Stage: e.Stage, Plan: e.Plan,
+		DesiredState: e.DesiredState, CreatedAt: e.CreatedAt, Health: h}
+}
+
+// apiListEnvironments answers GET /api/v1/environments.
+func (s *Server) apiListEnvironments(c echo.Context) error {
+	envs, err := s.store.ListEnvironments(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]apiEnvironment, len(envs))
+	for i, e := range envs {
+		out[i] = toAPIEnvironment(e)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"environments": out})
+}
+
+// apiShowEnvironment answers GET /api/v1/environments/{name}.
+func (s *Server) apiShowEnvironment(c echo.Context) error {
+	e, err := s.environment(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toAPIEnvironment(e))
+}
+
+// apiCreateEnvironment answers POST /api/v1/environments.
+func (s *Server) apiCreateEnvironment(c echo.Context) error {
+	var in environmentInput
+	ct := c.Request().Header.Get("Content-Type")
+	if !strings.HasPrefix(ct, "application/json") {
+		return c.JSON(http.StatusUnsupportedMediaType, apiError{Error: "send a JSON body with Content-Type: application/json"})
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return c.JSON(http.StatusBadRequest, apiError{Error: "invalid JSON body: " + err.Error()})
+	}
+	in.Name = strings.TrimSpace(in.Name)
+	env, err := s.insertEnvironment(c, in)
+	var ve validationError
+	if errors.As(err, &ve) {
+		return c.JSON(http.StatusUnprocessableEntity, apiError{Error: "validation failed", Fields: ve.fields})
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toAPIEnvironment(env))
+}

@@ -1,0 +1,94 @@
+package web
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+
+	"pgdeck/store"
+	"pgdeck/views"
+)
+
+// The values an environment may take.
+var (
+	odooVersions = []string{"16.0", "17.0", "18.0", "19.0"}
+	stages       = []string{"production", "staging", "development"}
+	plans        = []string{"starter", "pro", "enterprise"}
+	nameRE       = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+)
+
+// environmentInput is what the form and the API send to create an environment.
+type environmentInput struct {
+	Name        string `json:"name"`
+	OdooVersion string `json:"odoo_version"`
+	Stage       string `json:"stage"`
+	Plan        string `json:"plan"`
+}
+
+// validateName returns a message when name is not a DNS-safe slug of 3–40 characters.
+func validateName(name string) string {
+	switch {
+	case name == "":
+		return "Enter a name."
+	case len(name) < 3:
+		return "Use at least 3 characters."
+	case len(name) > 40:
+		return "Use at most 40 characters."
+	case !nameRE.MatchString(name):
+		return "Use only lower-case letters a–z, digits 0–9 and '-', not at the start or end."
+	}
+	return ""
+}
+
+// validate checks every field and returns the environment or the messages.
+func (in environmentInput) validate() (store.Environment, map[string]string) {
+	errs := map[string]string{}
+	if msg := validateName(in.Name); msg != "" {
+		errs["name"] = msg
+	}
+	if !slices.Contains(odooVersions, in.OdooVersion) {
+		errs["odoo_version"] = "Choose one of " + strings.Join(odooVersions, ", ") + "."
+	}
+	if !slices.Contains(stages, in.Stage) {
+		errs["stage"] = "Choose one of " + strings.Join(stages, ", ") + "."
+	}
+	if !slices.Contains(plans, in.Plan) {
+		errs["plan"] = "Choose one of " + strings.Join(plans, ", ") + "."
+	}
+	return store.Environment{Name: in.Name, OdooVersion: in.OdooVersion, Stage: in.Stage, Plan: in.Plan}, errs
+}
+
+func (in environmentInput) form(errs map[string]string) views.Form {
+	return views.Form{
+		Values: map[string]string{"name": in.Name, "odoo_version": in.OdooVersion, "stage": in.Stage, "plan": in.Plan},
+		Errors: errs,
+	}
+}
+
+func environmentChoices() views.EnvironmentChoices {
+	choices := func(vs []string, label func(string) string) []views.Choice {
+		out := make([]views.Choice, len(vs))
+		for i, v := range vs {
+			out[i] = views.Choice{Value: v, Label: label(v)}
+		}
+		return out
+	}
+	title := func(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
+	return views.EnvironmentChoices{
+		Versions: choices(odooVersions, func(v string) string { return "Odoo " + v }),
+		Stages:   choices(stages, title),
+		Plans:    choices(plans, title),
+	}
+}
+
+// environmentView builds the view model of an environment.
+func environmentView(e store.Environment) views.Environment {
+	return views.Environment{
+		Name:        e.Name,
+		OdooVersion: e.OdooVersion,
+		Stage:       e.Stage,
+		Plan:        e.Plan,
+		CreatedAt:   e.CreatedAt,
+		Health:      views.Health{Status: "not_deployed"},
+	}
+}

@@ -1,0 +1,188 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"pgdeck/store"
+)
+
+const (
+	userKey          = "user"
+	sessionLoadedKey = "session_loaded"
+	sessionUserID    = "user_id"
+	sessionCSRF      = "csrf"
+)
+
+// requestLog logs each request once, at debug level.
+func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		s.log.Debug("request", "method", c.Request().Method, "path", c.Request().URL.Path,
+			"status", c.Response().Status, "duration", time.Since(start))
+		return err
+	}
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// csrfToken returns the session's CSRF token, creating it on first use.
+func (s *Server) csrfToken(c echo.Context) string {
+	if _, ok := c.Get(sessionLoadedKey).(bool); !ok {
+		return ""
+	}
+	ctx := c.Request().Context()
+	t := s.sessions.GetString(ctx, sessionCSRF)
+	if t == "" {
+		t = randomToken(32)
+		s.sessions.Put(ctx, sessionCSRF, t)
+	}
+	return t
+}
+
+// csrf refuses every state-changing request whose token (form field _csrf or
+// header X-CSRF-Token, as htmx sends it) does not match the session's.
+func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Set(sessionLoadedKey, true)
+		switch c.Request().Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			return next(c)
+		}
+		want := s.sessions.GetString(c.Request().Context(), sessionCSRF)
+		got := c.Request().Header.Get("X-CSRF-Token")
+		if got == "" {
+			got = c.FormValue("_csrf")
+		}
+		if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
+			return echo.NewHTTPError(http.StatusForbidden, "The form has expired or did not come from pgdeck (missing or wrong CSRF token). Reload the page and try again.")
+		}
+		return next(c)
+	}
+}
+
+// loadUser puts the signed-in user, if any, into the context.
+func (s *Server) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		id := s.sessions.GetInt64(ctx, sessionUserID)
+		if id != 0 {
+			u, err := s.store.UserByID(ctx, id)
+			switch {
+			case err == nil:
+				c.Set(userKey, u)
+			case errors.Is(err, store.ErrNotFound):
+				s.sessions.Remove(ctx, sessionUserID)
+			default:
+				return err
+			}
+		}
+		return next(c)
+	}
+}
+
+func currentUser(c echo.Context) (store.User, bool) {
+	u, ok := c.Get(userKey).(store.User)
+	return u, ok
+}
+
+// requireUser sends anonymous visitors to setup (no account yet) or login.
+func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, ok := currentUser(c); ok {
+			return next(c)
+		}
+		n, err := s.store.CountUsers(c.Request().Context())
+		if err != nil {
+			return err
+		}
+		to := "/login"
+		if n == 0 {
+			to = "/setup"
+		}
+		if c.Request().Method != http.MethodGet {
+			return echo.NewHTTPError(http.StatusUnauthorized, "Your session has ended. Log in again.")
+		}
+		return redirect(c, to)
+	}
+}
+
+// requireChanger refuses viewers: they see everything and change nothing.
+func (s *Server) requireChanger(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if u, ok := currentUser(c); ok && u.CanChange() {
+			return next(c)
+		}
+		return echo.NewHTTPError(http.StatusForbidden, "Your role (viewer) can look but not change anything.")
+	}
+}
+
+// requireAdmin lets only owners and admins through.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if u, ok := currentUser(c); ok && u.CanChange() {
+			return next(c)
+		}
+		return echo.NewHTTPError(http.StatusForbidden, "Only owners and admins can see this page.")
+	}
+}
+
+// apiAuth authenticates API requests by their bearer token.
+func (s *Server) apiAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || strings.TrimSpace(tok) == "" {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="pgdeck"`)
+			return echo.NewHTTPError(http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
+		}
+		u, err := s.store.UserByTokenHash(c.Request().Context(), HashAPIToken(strings.TrimSpace(tok)))
+		if errors.Is(err, store.ErrNotFound) {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="pgdeck", error="invalid_token"`)
+			return echo.NewHTTPError(http.StatusUnauthorized, "invalid or revoked token")
+		}
+		if err != nil {
+			return err
+		}
+		c.Set(userKey, u)
+		return next(c)
+	}
+}
+
+// apiRequireChanger refuses viewers' tokens on API writes.
+func (s *Server) apiRequireChanger(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if u, ok := currentUser(c); ok && u.CanChange() {
+			return next(c)
+		}
+		return echo.NewHTTPError(http.StatusForbidden, "this token's role (viewer) cannot change anything")
+	}
+}
+
+// audit records an action by the current user; failures are logged, not fatal.
+func (s *Server) audit(c echo.Context, action, target, detail string) {
+	actor := "anonymous"
+	if u, ok := currentUser(c); ok {
+		actor = u.Email
+	}
+	err := s.store.Audit(c.Request().Context(), store.AuditEntry{
+		Actor: actor, Action: action, Target: target, Detail: detail, RemoteAddr: c.RealIP(),
+	})
+	if err != nil {
+		s.log.Error("audit", "action", action, "error", err)
+	}
+}

@@ -1,0 +1,69 @@
+// Package web is pgdeck's echo server: routes, middleware, one file per page
+// or action, and the render helper.
+package web
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/alexedwards/scs/pgxstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/labstack/echo/v4"
+
+	"pgdeck/store"
+)
+
+// Deps are what the web layer needs from the rest of pgdeck.
+type Deps struct {
+	Store *store.Store
+	Log   *slog.Logger
+	// Secure marks session cookies Secure (pgdeck serves TLS).
+	Secure bool
+	// Version is shown in the footer and by /healthz.
+	Version string
+}
+
+// Server holds the handlers' dependencies and the echo instance.
+type Server struct {
+	store    *store.Store
+	log      *slog.Logger
+	sessions *scs.SessionManager
+	limiter  *loginLimiter
+	version  string
+	echo     *echo.Echo
+}
+
+// New builds the server and its routes.
+func New(d Deps) *Server {
+	sm := scs.New()
+	sm.Store = pgxstore.NewWithCleanupInterval(d.Store.Pool, 30*time.Minute)
+	sm.Lifetime = 7 * 24 * time.Hour
+	sm.IdleTimeout = 24 * time.Hour
+	sm.Cookie.Name = "pgdeck_session"
+	sm.Cookie.HttpOnly = true
+	sm.Cookie.SameSite = http.SameSiteLaxMode
+	sm.Cookie.Secure = d.Secure
+	sm.Cookie.Path = "/"
+
+	s := &Server{
+		store:    d.Store,
+		log:      d.Log,
+		sessions: sm,
+		limiter:  newLoginLimiter(5, 15*time.Minute),
+		version:  d.Version,
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	s.echo = e
+	s.routes()
+	return s
+}
+
+// Handler is the HTTP handler serving every route.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Echo exposes the echo instance (tests and main use it).
+func (s *Server) Echo() *echo.Echo { return s.echo }

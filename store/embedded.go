@@ -81,3 +81,6 @@ func (e *Embedded) Stop(ctx context.Context) error {
 	}
 	return nil
 }
+
+// URLFor is the connection string to another database of the cluster.
+func (e *Embedded) URLFor(db string) string { return e.cluster.DSN(db) }

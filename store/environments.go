@@ -18,9 +18,23 @@ type Environment struct {
 	DesiredState string    `db:"desired_state"`
 	CreatedAt    time.Time `db:"created_at"`
 	UpdatedAt    time.Time `db:"updated_at"`
+	// Port is the 127.0.0.1 port of the environment's PostgreSQL, once allocated.
+	Port *int `db:"port"`
+	// DBName and DBUser are the environment's database and its owning role.
+	DBName string `db:"db_name"`
+	DBUser string `db:"db_user"`
+	// DBPassword and AdminPassword are sealed with the secret key (AES-GCM).
+	DBPassword    []byte `db:"db_password"`
+	AdminPassword []byte `db:"admin_password"`
+	// DeployedAt is set when a deploy first succeeds.
+	DeployedAt *time.Time `db:"deployed_at"`
 }
 
-const environmentColumns = `id, name, odoo_version, stage, plan, desired_state, created_at, updated_at`
+// Deployed reports whether a deploy has succeeded.
+func (e Environment) Deployed() bool { return e.DeployedAt != nil }
+
+const environmentColumns = `id, name, odoo_version, stage, plan, desired_state, created_at, updated_at,
+	port, db_name, db_user, db_password, admin_password, deployed_at`
 
 // CreateEnvironment inserts an environment; a duplicate name is ErrConflict.
 func (s *Store) CreateEnvironment(ctx context.Context, e Environment) (Environment, error) {
@@ -54,4 +68,88 @@ func (s *Store) EnvironmentByName(ctx context.Context, name string) (Environment
 		return Environment{}, fmt.Errorf("store: environment %q: %w", name, notFound(err))
 	}
 	return e, nil
+}
+
+// EnvironmentByID finds an environment by its id.
+func (s *Store) EnvironmentByID(ctx context.Context, id int64) (Environment, error) {
+	rows, _ := s.Pool.Query(ctx, `SELECT `+environmentColumns+` FROM environments WHERE id = $1`, id)
+	e, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Environment])
+	if err != nil {
+		return Environment{}, fmt.Errorf("store: environment %d: %w", id, notFound(err))
+	}
+	return e, nil
+}
+
+// UsedPorts returns every port recorded for an environment.
+func (s *Store) UsedPorts(ctx context.Context) (map[int]bool, error) {
+	rows, _ := s.Pool.Query(ctx, `SELECT port FROM environments WHERE port IS NOT NULL`)
+	ports, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, fmt.Errorf("store: used ports: %w", err)
+	}
+	out := make(map[int]bool, len(ports))
+	for _, p := range ports {
+		out[p] = true
+	}
+	return out, nil
+}
+
+// SetPort records the environment's port unless it has one; a port taken by
+// another environment is ErrConflict. It returns the port now recorded.
+func (s *Store) SetPort(ctx context.Context, id int64, port int) (int, error) {
+	var got int
+	err := s.Pool.QueryRow(ctx, `UPDATE environments SET port = coalesce(port, $2), updated_at = now()
+		WHERE id = $1 RETURNING port`, id, port).Scan(&got)
+	if isUniqueViolation(err) {
+		return 0, fmt.Errorf("store: set port %d: %w", port, ErrConflict)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: set port %d: %w", port, notFound(err))
+	}
+	return got, nil
+}
+
+// SetCredentials records the environment's database, role and sealed
+// passwords, keeping ones already recorded (a redeploy reuses them).
+func (s *Store) SetCredentials(ctx context.Context, id int64, dbName, dbUser string, dbPassword, adminPassword []byte) (Environment, error) {
+	rows, _ := s.Pool.Query(ctx, `UPDATE environments SET
+			db_name = CASE WHEN db_name = '' THEN $2 ELSE db_name END,
+			db_user = CASE WHEN db_user = '' THEN $3 ELSE db_user END,
+			db_password = coalesce(db_password, $4),
+			admin_password = coalesce(admin_password, $5),
+			updated_at = now()
+		WHERE id = $1 RETURNING `+environmentColumns, id, dbName, dbUser, dbPassword, adminPassword)
+	e, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Environment])
+	if err != nil {
+		return Environment{}, fmt.Errorf("store: set credentials of %d: %w", id, notFound(err))
+	}
+	return e, nil
+}
+
+// MarkDeployed records a successful deploy.
+func (s *Store) MarkDeployed(ctx context.Context, id int64) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE environments SET deployed_at = coalesce(deployed_at, now()), updated_at = now() WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("store: mark deployed %d: %w", id, err)
+	}
+	return nil
+}
+
+// SetDesiredState records whether the operator wants the database running or stopped.
+func (s *Store) SetDesiredState(ctx context.Context, id int64, state string) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE environments SET desired_state = $2, updated_at = now() WHERE id = $1`, id, state)
+	if err != nil {
+		return fmt.Errorf("store: set desired state of %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteEnvironment removes the environment row (its health goes with it;
+// its jobs keep the name).
+func (s *Store) DeleteEnvironment(ctx context.Context, id int64) error {
+	_, err := s.Pool.Exec(ctx, `DELETE FROM environments WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("store: delete environment %d: %w", id, err)
+	}
+	return nil
 }

@@ -1,0 +1,459 @@
+// Package local runs pgdeck instances as processes on this host, with the
+// host's PostgreSQL binaries (initdb, pg_ctl), under one folder per
+// environment and role. The processes outlive pgdeck.
+package local
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"pgdeck/provisioner/pgexec"
+	"pgdeck/provisioner/runtime"
+)
+
+// listenAddress is where every local instance accepts TCP clients.
+const listenAddress = "127.0.0.1"
+
+// metaFile records what Create was given, so that later operations (which
+// only get an InstanceID) know the instance's port.
+const metaFile = "instance.json"
+
+// Config configures the local runtime.
+type Config struct {
+	// Root holds one folder per environment (e.g. <data-dir>/envs).
+	Root string
+	// BinDir holds the PostgreSQL binaries; "" finds them (see
+	// pgexec.FindBinDir).
+	BinDir string
+	// User runs the PostgreSQL processes; the zero value means the current
+	// user, or the `postgres` user when pgdeck runs as root.
+	User pgexec.RunAs
+	// Logger receives the runtime's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Runtime is the local runtime. It is safe for concurrent use; operations
+// that change one instance are serialised.
+type Runtime struct {
+	root   string
+	binDir string
+	user   pgexec.RunAs
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	locks map[runtime.InstanceID]*sync.Mutex
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// New checks the configuration, finds the binaries and creates Root.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.Root == "" {
+		return nil, errors.New("local runtime: no root folder configured")
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: root %q: %w", cfg.Root, err)
+	}
+	binDir, err := pgexec.FindBinDir(cfg.BinDir)
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: %w", err)
+	}
+	user := cfg.User
+	if !user.Set && os.Geteuid() == 0 {
+		if user, err = pgexec.DefaultRunAs(); err != nil {
+			return nil, fmt.Errorf("local runtime: %w", err)
+		}
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("local runtime: create root: %w", err)
+	}
+	if err := user.EnsureTraversable(filepath.Join(root, "x")); err != nil {
+		return nil, fmt.Errorf("local runtime: %w", err)
+	}
+	return &Runtime{
+		root:   root,
+		binDir: binDir,
+		user:   user,
+		log:    logger.With("runtime", "local"),
+		locks:  map[runtime.InstanceID]*sync.Mutex{},
+	}, nil
+}
+
+// BinDir returns the folder of the PostgreSQL binaries in use.
+func (r *Runtime) BinDir() string { return r.binDir }
+
+// InstanceDir returns the instance's folder: Root/<env>/<role>.
+func (r *Runtime) InstanceDir(id runtime.InstanceID) string {
+	return filepath.Join(r.root, id.Env, string(id.Role))
+}
+
+// meta is the content of instance.json.
+type meta struct {
+	Port int `json:"port"`
+}
+
+func (r *Runtime) lock(id runtime.InstanceID) func() {
+	r.mu.Lock()
+	l, ok := r.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		r.locks[id] = l
+	}
+	r.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// cluster returns the pgexec cluster of an instance with the given port.
+func (r *Runtime) cluster(id runtime.InstanceID, port int) *pgexec.Cluster {
+	dir := r.InstanceDir(id)
+	c := &pgexec.Cluster{
+		BinDir:        r.binDir,
+		DataDir:       filepath.Join(dir, "pgdata"),
+		SocketDir:     filepath.Join(dir, "run"),
+		ListenAddress: listenAddress,
+		Port:          port,
+		User:          r.user,
+		LogFile:       filepath.Join(dir, "postgresql.log"),
+	}
+	if port > 0 && len(c.SocketPath()) > 107 {
+		// Sockets paths are limited to 107 bytes; deep data folders and
+		// long environment names get a short, stable folder instead.
+		sum := sha256.Sum256([]byte(dir))
+		c.SocketDir = filepath.Join(os.TempDir(), "pgdeck-"+hex.EncodeToString(sum[:6]))
+	}
+	return c
+}
+
+// load returns the cluster of an existing instance, or an error wrapping
+// runtime.ErrMissing.
+func (r *Runtime) load(id runtime.InstanceID) (*pgexec.Cluster, error) {
+	if err := id.Validate(); err != nil {
+		return nil, err
+	}
+	c := r.cluster(id, 0)
+	if !c.Initialized() {
+		return nil, fmt.Errorf("local runtime: %s: %w", id, runtime.ErrMissing)
+	}
+	m, err := r.readMeta(id)
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: %s: %w", id, err)
+	}
+	return r.cluster(id, m.Port), nil
+}
+
+func (r *Runtime) readMeta(id runtime.InstanceID) (meta, error) {
+	var m meta
+	b, err := os.ReadFile(filepath.Join(r.InstanceDir(id), metaFile))
+	if err != nil {
+		return m, fmt.Errorf("read %s: %w", metaFile, err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("read %s: %w", metaFile, err)
+	}
+	if m.Port < 1 || m.Port > 65535 {
+		return m, fmt.Errorf("%s: invalid port %d", metaFile, m.Port)
+	}
+	return m, nil
+}
+
+// Create makes the instance with initdb if it is missing and writes its
+// configuration from spec every time. A running instance reloads it, or
+// restarts when its port changed.
+func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
+	id := spec.ID
+	if err := id.Validate(); err != nil {
+		return err
+	}
+	if id.Role != runtime.RolePrimary {
+		return fmt.Errorf("local runtime: create %s: role %q is not supported yet", id, id.Role)
+	}
+	if spec.Port < 1 || spec.Port > 65535 {
+		return fmt.Errorf("local runtime: create %s: port %d out of range 1-65535", id, spec.Port)
+	}
+	defer r.lock(id)()
+
+	dir := r.InstanceDir(id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("local runtime: create %s: %w", id, err)
+	}
+	if r.user.Set {
+		// Only the folder itself: the data folder below may be large.
+		if err := os.Lchown(dir, r.user.UID, r.user.GID); err != nil {
+			return fmt.Errorf("local runtime: create %s: %w", id, err)
+		}
+	}
+	old, oldErr := r.readMeta(id)
+	c := r.cluster(id, spec.Port)
+	if err := r.ensureSocketDir(c); err != nil {
+		return fmt.Errorf("local runtime: create %s: %w", id, err)
+	}
+	created := !c.Initialized()
+	err := c.Init(ctx, pgexec.InitOptions{Conf: spec.Conf, HBA: spec.HBA})
+	if err != nil {
+		return fmt.Errorf("local runtime: create %s: %w", id, err)
+	}
+	b, _ := json.Marshal(meta{Port: spec.Port})
+	if err := pgexec.WriteFileAs(r.user, filepath.Join(dir, metaFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("local runtime: create %s: %w", id, err)
+	}
+	if created {
+		r.log.Info("created instance", "env", id.Env, "role", id.Role, "port", spec.Port, "dir", dir)
+	}
+	if oldErr != nil || old.Port == spec.Port {
+		if err := c.Reload(ctx); err != nil {
+			return fmt.Errorf("local runtime: create %s: %w", id, err)
+		}
+		return nil
+	}
+	// The port (and with it the socket name) changed: a running server must
+	// restart to move, and it must be stopped through its old socket.
+	prev := r.cluster(id, old.Port)
+	if _, ok := prev.Running(); !ok {
+		return nil
+	}
+	r.log.Info("restarting instance on its new port", "env", id.Env, "role", id.Role, "old_port", old.Port, "port", spec.Port)
+	if err := prev.Stop(ctx); err != nil {
+		return fmt.Errorf("local runtime: create %s: %w", id, err)
+	}
+	if err := c.Start(ctx); err != nil {
+		return fmt.Errorf("local runtime: create %s: %w", id, err)
+	}
+	return nil
+}
+
+// ensureSocketDir checks a socket folder outside the instance folder (see
+// cluster): it must be a real folder owned by us or the run-as user, never
+// a symlink planted in a shared temporary folder.
+func (r *Runtime) ensureSocketDir(c *pgexec.Cluster) error {
+	if filepath.Dir(c.SocketDir) == filepath.Dir(c.DataDir) {
+		return nil
+	}
+	if err := os.Mkdir(c.SocketDir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(c.SocketDir)
+	if err != nil {
+		return err
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	owner := -1
+	if st != nil {
+		owner = int(st.Uid)
+	}
+	if !fi.IsDir() || (owner != os.Geteuid() && !(r.user.Set && owner == r.user.UID)) {
+		return fmt.Errorf("socket folder %s is not a folder owned by pgdeck", c.SocketDir)
+	}
+	return nil
+}
+
+// Start starts the instance; a running instance is left alone.
+func (r *Runtime) Start(ctx context.Context, id runtime.InstanceID) error {
+	defer r.lock(id)()
+	c, err := r.load(id)
+	if err != nil {
+		return fmt.Errorf("local runtime: start: %w", err)
+	}
+	if err := r.ensureSocketDir(c); err != nil {
+		return fmt.Errorf("local runtime: start %s: %w", id, err)
+	}
+	if err := c.Start(ctx); err != nil {
+		return fmt.Errorf("local runtime: start %s: %w", id, err)
+	}
+	return nil
+}
+
+// Stop stops the instance; a stopped or missing instance is left alone.
+func (r *Runtime) Stop(ctx context.Context, id runtime.InstanceID) error {
+	defer r.lock(id)()
+	c, err := r.load(id)
+	if errors.Is(err, runtime.ErrMissing) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("local runtime: stop: %w", err)
+	}
+	if err := c.Stop(ctx); err != nil {
+		return fmt.Errorf("local runtime: stop %s: %w", id, err)
+	}
+	return nil
+}
+
+// Remove stops the instance and deletes its folder (and the environment's
+// folder when nothing else is left in it). A missing instance is fine.
+func (r *Runtime) Remove(ctx context.Context, id runtime.InstanceID) error {
+	if err := id.Validate(); err != nil {
+		return err
+	}
+	defer r.lock(id)()
+	dir := r.InstanceDir(id)
+	c, err := r.load(id)
+	switch {
+	case err == nil:
+		if err := c.Stop(ctx); err != nil {
+			return fmt.Errorf("local runtime: remove %s: %w", id, err)
+		}
+	case !errors.Is(err, runtime.ErrMissing):
+		// Without instance.json the port is unknown, but a server may still
+		// run in the data folder: stop it through pg_ctl, which needs none.
+		c = r.cluster(id, 1)
+		if err := c.Stop(ctx); err != nil {
+			return fmt.Errorf("local runtime: remove %s: %w", id, err)
+		}
+	}
+	if c != nil && filepath.Dir(c.SocketDir) != dir {
+		os.RemoveAll(c.SocketDir)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("local runtime: remove %s: %w", id, err)
+	}
+	// Only succeeds when the environment folder is empty.
+	os.Remove(filepath.Dir(dir))
+	r.log.Info("removed instance", "env", id.Env, "role", id.Role, "dir", dir)
+	return nil
+}
+
+// Status reports whether the instance is missing, stopped, running (its
+// postmaster is alive and answers on its socket) or broken (with the reason).
+func (r *Runtime) Status(ctx context.Context, id runtime.InstanceID) (runtime.Status, error) {
+	c, err := r.load(id)
+	if errors.Is(err, runtime.ErrMissing) {
+		return runtime.Status{State: runtime.StateMissing}, nil
+	}
+	if err != nil {
+		if verr := id.Validate(); verr != nil {
+			return runtime.Status{}, verr
+		}
+		return runtime.Status{State: runtime.StateBroken, Reason: err.Error()}, nil
+	}
+	pid, ok := c.Running()
+	if ok {
+		if err := c.Ready(ctx); err != nil {
+			return runtime.Status{State: runtime.StateBroken, PID: pid,
+				Reason: fmt.Sprintf("postmaster (pid %d) runs but %v; last log: %s", pid, err, lastLog(c))}, nil
+		}
+		return runtime.Status{State: runtime.StateRunning, PID: pid}, nil
+	}
+	if c.Stale() {
+		return runtime.Status{State: runtime.StateBroken,
+			Reason: fmt.Sprintf("postmaster is not running (stale postmaster.pid, last log: %s)", lastLog(c))}, nil
+	}
+	return runtime.Status{State: runtime.StateStopped}, nil
+}
+
+// lastLog returns the server log's last lines on one line.
+func lastLog(c *pgexec.Cluster) string {
+	tail := strings.TrimSpace(c.LogTail(3))
+	if tail == "" {
+		return "empty"
+	}
+	return strings.Join(strings.Fields(strings.ReplaceAll(tail, "\n", " | ")), " ")
+}
+
+// WriteFile writes data at rel inside the instance folder (creating the
+// folders on the way), owned by the run-as user.
+func (r *Runtime) WriteFile(ctx context.Context, id runtime.InstanceID, rel string, data []byte, mode os.FileMode) error {
+	if err := id.Validate(); err != nil {
+		return err
+	}
+	clean, err := runtime.CleanRel(rel)
+	if err != nil {
+		return err
+	}
+	defer r.lock(id)()
+	dir := r.InstanceDir(id)
+	target := filepath.Join(dir, filepath.FromSlash(clean))
+	if err := r.mkdirs(dir, filepath.Dir(target)); err != nil {
+		return fmt.Errorf("local runtime: write %s in %s: %w", rel, id, err)
+	}
+	if err := pgexec.WriteFileAs(r.user, target, data, mode); err != nil {
+		return fmt.Errorf("local runtime: write %s in %s: %w", rel, id, err)
+	}
+	return nil
+}
+
+// mkdirs creates the folders from the instance folder down to leaf, owned by
+// the run-as user, refusing to follow symlinks out of the instance folder.
+func (r *Runtime) mkdirs(instanceDir, leaf string) error {
+	if err := os.MkdirAll(filepath.Dir(instanceDir), 0o755); err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(instanceDir, leaf)
+	if err != nil {
+		return err
+	}
+	cur := instanceDir
+	parts := []string{"."}
+	if rel != "." {
+		parts = append(parts, strings.Split(rel, string(filepath.Separator))...)
+	}
+	for _, p := range parts {
+		cur = filepath.Join(cur, p)
+		fi, err := os.Lstat(cur)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := os.Mkdir(cur, 0o755); err != nil {
+				return err
+			}
+			if err := r.user.Chown(cur); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case !fi.IsDir():
+			return fmt.Errorf("%s is not a folder", cur)
+		}
+	}
+	return nil
+}
+
+// Exec runs a PostgreSQL program (argv[0], e.g. "psql") from the binary
+// folder as the superuser over the instance's socket.
+func (r *Runtime) Exec(ctx context.Context, id runtime.InstanceID, stdin []byte, argv ...string) ([]byte, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("local runtime: exec: no command")
+	}
+	c, err := r.load(id)
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: exec: %w", err)
+	}
+	out, err := c.Exec(ctx, stdin, argv[0], argv[1:]...)
+	if err != nil {
+		return out, fmt.Errorf("local runtime: exec in %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// Address returns 127.0.0.1 and the instance's port (0 when it is missing).
+func (r *Runtime) Address(id runtime.InstanceID) (host string, port int) {
+	if id.Validate() != nil {
+		return listenAddress, 0
+	}
+	m, err := r.readMeta(id)
+	if err != nil {
+		return listenAddress, 0
+	}
+	return listenAddress, m.Port
+}
+
+// Cluster returns the pgexec cluster behind an instance, for callers that
+// need more than the Runtime interface (e.g. pg_basebackup for a replica).
+func (r *Runtime) Cluster(id runtime.InstanceID) (*pgexec.Cluster, error) {
+	return r.load(id)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -145,4 +146,21 @@ func newLogger(c Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// secretKeyPath is PGDECK_SECRET_KEY_FILE or <data-dir>/secret.key.
+func (c Config) secretKeyPath() string {
+	if c.SecretKeyFile != "" {
+		return c.SecretKeyFile
+	}
+	return filepath.Join(c.DataDir, "secret.key")
+}
+
+// envRoot is the folder holding one folder per environment.
+func (c Config) envRoot() string {
+	abs, err := filepath.Abs(filepath.Join(c.DataDir, "envs"))
+	if err != nil {
+		return filepath.Join(c.DataDir, "envs")
+	}
+	return abs
 }

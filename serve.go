@@ -13,7 +13,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"pgdeck/provisioner"
 	"pgdeck/provisioner/pgexec"
+	"pgdeck/provisioner/runtime/local"
+	"pgdeck/provisioner/secret"
 	"pgdeck/store"
 	"pgdeck/web"
 )
@@ -26,13 +29,27 @@ func serve(ctx context.Context, args []string, getenv func(string) string) error
 		return err
 	}
 	log := newLogger(cfg)
+	slog.SetDefault(log)
 	st, closeStore, err := openStore(ctx, cfg, log, true)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
 
-	srv := web.New(web.Deps{Store: st, Log: log, Secure: cfg.TLSCertFile != "", Version: version})
+	box, err := secret.LoadOrCreate(cfg.secretKeyPath())
+	if err != nil {
+		return err
+	}
+	rt, err := local.New(local.Config{Root: cfg.envRoot(), BinDir: cfg.PGBinDir, Logger: log})
+	if err != nil {
+		return err
+	}
+	lo, hi, _ := parsePortRange(cfg.PortRange)
+	prov := provisioner.New(provisioner.Config{
+		EnvRoot: cfg.envRoot(), PortLow: lo, PortHigh: hi, Workers: cfg.Workers,
+	}, st, rt, box, log)
+
+	srv := web.New(web.Deps{Store: st, Log: log, Secure: cfg.TLSCertFile != "", Version: version, Jobs: prov, Box: box})
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -49,6 +66,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string) error
 	log.Info("pgdeck is serving", "url", scheme+"://"+ln.Addr().String(), "data_dir", cfg.DataDir, "version", version)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return prov.Run(gctx) })
 	g.Go(func() error {
 		var err error
 		if cfg.TLSCertFile != "" {

@@ -193,3 +193,17 @@ func (s *Store) CountJobsByState(ctx context.Context) (map[string]int, error) {
 	}
 	return out, rows.Err()
 }
+
+// LatestJobs returns each environment's newest job, by environment name.
+func (s *Store) LatestJobs(ctx context.Context) (map[string]Job, error) {
+	rows, _ := s.Pool.Query(ctx, `SELECT DISTINCT ON (env_name) `+jobColumns+` FROM jobs ORDER BY env_name, created_at DESC, id DESC`)
+	js, err := pgx.CollectRows(rows, pgx.RowToStructByName[Job])
+	if err != nil {
+		return nil, fmt.Errorf("store: latest jobs: %w", err)
+	}
+	out := make(map[string]Job, len(js))
+	for _, j := range js {
+		out[j.EnvName] = j
+	}
+	return out, nil
+}

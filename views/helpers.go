@@ -2,6 +2,7 @@ package views
 
 import (
 	"encoding/json"
+	"github.com/a-h/templ"
 	"strconv"
 )
 
@@ -67,4 +68,38 @@ func tabClass(active, name string) string {
 
 func tokenRevokeURL(id int64) string {
 	return "/account/tokens/" + strconv.FormatInt(id, 10) + "/revoke"
+}
+
+func jobTone(state string) string {
+	switch state {
+	case "succeeded":
+		return "ok"
+	case "failed":
+		return "bad"
+	}
+	return "warn"
+}
+
+func jobStateLabel(state string) string {
+	switch state {
+	case "queued":
+		return "Queued"
+	case "running":
+		return "Running"
+	case "succeeded":
+		return "Succeeded"
+	case "failed":
+		return "Failed"
+	}
+	return state
+}
+
+func progressStyle(p int) templ.SafeCSS {
+	if p < 0 {
+		p = 0
+	}
+	if p > 100 {
+		p = 100
+	}
+	return templ.SafeCSS("width: " + strconv.Itoa(p) + "%")
 }

@@ -61,6 +61,8 @@ func (h Health) Label() string {
 		return "Error"
 	case "deploying":
 		return "Deploying"
+	case "checking":
+		return "Checking"
 	case "", "not_deployed":
 		return "Not deployed"
 	}
@@ -82,12 +84,75 @@ func (h Health) Tone() string {
 
 // Environment is one row of the environments list and the header of its page.
 type Environment struct {
-	Name        string
-	OdooVersion string
-	Stage       string
-	Plan        string
+	Name         string
+	OdooVersion  string
+	Stage        string
+	Plan         string
+	CreatedAt    time.Time
+	Health       Health
+	Deployed     bool
+	DesiredState string
+}
+
+// EnvironmentPage is everything the environment page shows.
+type EnvironmentPage struct {
+	Env       Environment
+	CanChange bool
+	CanReveal bool
+	// Job is the active job, or the last one when it ended recently.
+	Job     *Job
+	Details DatabaseDetails
+	// Delete is the delete form (its message when the typed name is wrong).
+	Delete Form
+	// CSRF is the token for the page's forms.
+	CSRF string
+}
+
+// Busy reports whether a job is queued or running (conflicting buttons are disabled).
+func (p EnvironmentPage) Busy() bool { return p.Job != nil && p.Job.Active() }
+
+// DatabaseDetails are the figures the Overview shows about the database.
+type DatabaseDetails struct {
+	Deployed       bool
+	Host           string
+	Port           int
+	DBName         string
+	DBUser         string
+	OdooConfPath   string
+	PGVersion      string
+	SizeBytes      int64
+	Connections    int
+	MaxConnections int
+	StartedAt      *time.Time
+	CheckedAt      time.Time
+	FiguresAt      *time.Time
+	Stale          bool
+	HasFigures     bool
+}
+
+// Job is a job as pages show it.
+type Job struct {
+	ID          int64
+	EnvName     string
+	Kind        string
+	State       string
+	Step        string
+	Progress    int
+	Error       string
+	RequestedBy string
 	CreatedAt   time.Time
-	Health      Health
+	StartedAt   *time.Time
+	FinishedAt  *time.Time
+	Log         []JobLine
+}
+
+// Active reports whether the job is queued or running.
+func (j Job) Active() bool { return j.State == "queued" || j.State == "running" }
+
+// JobLine is one line of a job's log.
+type JobLine struct {
+	At   time.Time
+	Line string
 }
 
 // AuditEntry is one row of the audit log.

@@ -21,6 +21,9 @@ type apiEnvironment struct {
 	DesiredState string    `json:"desired_state"`
 	CreatedAt    time.Time `json:"created_at"`
 	Health       apiHealth `json:"health"`
+	Port         *int      `json:"port"`
+	Database     string    `json:"database"`
+	User         string    `json:"user"`
 }
 
 // apiHealth is the health object of an environment.
@@ -30,15 +33,15 @@ type apiHealth struct {
 	CheckedAt *time.Time `json:"checked_at"`
 }
 
-func toAPIEnvironment(e store.Environment) apiEnvironment {
-	v := environmentView(e)
+func toAPIEnvironment(e store.Environment, st envState) apiEnvironment {
+	v := environmentView(e, st)
 	h := apiHealth{Status: v.Health.Status, Reason: v.Health.Reason}
 	if !v.Health.CheckedAt.IsZero() {
 		t := v.Health.CheckedAt
 		h.CheckedAt = &t
 	}
 	return apiEnvironment{Name: e.Name, OdooVersion: e.OdooVersion, Stage: e.Stage, Plan: e.Plan,
-		DesiredState: e.DesiredState, CreatedAt: e.CreatedAt, Health: h}
+		DesiredState: e.DesiredState, CreatedAt: e.CreatedAt, Health: h, Port: e.Port, Database: e.DBName, User: e.DBUser}
 }
 
 // apiListEnvironments answers GET /api/v1/environments.
@@ -47,9 +50,13 @@ func (s *Server) apiListEnvironments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	hs, js, err := s.loadStates(c.Request().Context())
+	if err != nil {
+		return err
+	}
 	out := make([]apiEnvironment, len(envs))
 	for i, e := range envs {
-		out[i] = toAPIEnvironment(e)
+		out[i] = toAPIEnvironment(e, stateFrom(e, hs, js))
 	}
 	return c.JSON(http.StatusOK, map[string]any{"environments": out})
 }
@@ -60,7 +67,11 @@ func (s *Server) apiShowEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toAPIEnvironment(e))
+	st, err := s.loadState(c.Request().Context(), e)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toAPIEnvironment(e, st))
 }
 
 // apiCreateEnvironment answers POST /api/v1/environments.
@@ -84,5 +95,9 @@ func (s *Server) apiCreateEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, toAPIEnvironment(env))
+	st, err := s.loadState(c.Request().Context(), env)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toAPIEnvironment(env, st))
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"pgdeck/provisioner"
 	"pgdeck/store"
 	"pgdeck/views"
 )
@@ -35,7 +36,7 @@ func (s *Server) createEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.flash(c, "success", "Environment "+env.Name+" created.")
+	s.flash(c, "success", "Environment "+env.Name+" created. Its database is being deployed.")
 	return redirect(c, "/environments/"+env.Name)
 }
 
@@ -58,5 +59,11 @@ func (s *Server) insertEnvironment(c echo.Context, in environmentInput) (store.E
 		return store.Environment{}, err
 	}
 	s.audit(c, "environment.create", env.Name, "odoo "+env.OdooVersion+", "+env.Stage+", "+env.Plan)
+	// Creating an environment deploys it.
+	if s.jobs != nil {
+		if _, err := s.enqueue(c, env, provisioner.KindDeploy); err != nil {
+			return env, err
+		}
+	}
 	return env, nil
 }

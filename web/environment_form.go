@@ -80,15 +80,3 @@ func environmentChoices() views.EnvironmentChoices {
 		Plans:    choices(plans, title),
 	}
 }
-
-// environmentView builds the view model of an environment.
-func environmentView(e store.Environment) views.Environment {
-	return views.Environment{
-		Name:        e.Name,
-		OdooVersion: e.OdooVersion,
-		Stage:       e.Stage,
-		Plan:        e.Plan,
-		CreatedAt:   e.CreatedAt,
-		Health:      views.Health{Status: "not_deployed"},
-	}
-}

@@ -10,13 +10,18 @@ import (
 
 // listEnvironments shows every environment with its health.
 func (s *Server) listEnvironments(c echo.Context) error {
-	envs, err := s.store.ListEnvironments(c.Request().Context())
+	ctx := c.Request().Context()
+	envs, err := s.store.ListEnvironments(ctx)
+	if err != nil {
+		return err
+	}
+	hs, js, err := s.loadStates(ctx)
 	if err != nil {
 		return err
 	}
 	vms := make([]views.Environment, len(envs))
 	for i, e := range envs {
-		vms[i] = environmentView(e)
+		vms[i] = environmentView(e, stateFrom(e, hs, js))
 	}
 	p := s.page(c, "Environments", "environments")
 	return s.render(c, http.StatusOK, p, views.EnvironmentsPage(p, vms))

@@ -36,8 +36,12 @@ func (s *Server) showEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	ep, err := s.environmentPage(c, e)
+	if err != nil {
+		return err
+	}
 	p := s.page(c, e.Name, "environments")
-	return s.render(c, http.StatusOK, p, views.EnvironmentOverview(p, environmentView(e)))
+	return s.render(c, http.StatusOK, p, views.EnvironmentOverview(p, ep))
 }
 
 // showDatabaseTab is Settings → Database.
@@ -46,8 +50,38 @@ func (s *Server) showDatabaseTab(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	ep, err := s.environmentPage(c, e)
+	if err != nil {
+		return err
+	}
 	p := s.page(c, e.Name+" · Database", "environments")
-	return s.render(c, http.StatusOK, p, views.EnvironmentDatabaseSettings(p, environmentView(e)))
+	return s.render(c, http.StatusOK, p, views.EnvironmentDatabaseSettings(p, ep))
+}
+
+// showEnvironmentLive is the header with actions and job strip (polled while a job runs).
+func (s *Server) showEnvironmentLive(c echo.Context) error {
+	e, err := s.environment(c)
+	if err != nil {
+		return err
+	}
+	ep, err := s.environmentPage(c, e)
+	if err != nil {
+		return err
+	}
+	return s.renderFragment(c, http.StatusOK, views.EnvironmentHeader(ep))
+}
+
+// showDatabaseCard is the Overview's self-refreshing database card.
+func (s *Server) showDatabaseCard(c echo.Context) error {
+	e, err := s.environment(c)
+	if err != nil {
+		return err
+	}
+	ep, err := s.environmentPage(c, e)
+	if err != nil {
+		return err
+	}
+	return s.renderFragment(c, http.StatusOK, views.DatabaseCard(ep))
 }
 
 // showEnvironmentHealth is the self-refreshing health badge.
@@ -56,6 +90,9 @@ func (s *Server) showEnvironmentHealth(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := environmentView(e)
-	return s.renderFragment(c, http.StatusOK, views.HealthCell(v.Name, v.Health))
+	st, err := s.loadState(c.Request().Context(), e)
+	if err != nil {
+		return err
+	}
+	return s.renderFragment(c, http.StatusOK, views.HealthCell(e.Name, healthOf(e, st)))
 }

@@ -22,6 +22,9 @@ func (s *Server) routes() {
 
 	// Health and static assets: no session.
 	e.GET("/healthz", s.showHealthz)
+	if s.metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(s.metrics))
+	}
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServer(http.FS(static.FS)))))
 
 	// JSON API: bearer tokens, no cookies, so no CSRF.
@@ -29,6 +32,9 @@ func (s *Server) routes() {
 	api.GET("/environments", s.apiListEnvironments)
 	api.POST("/environments", s.apiCreateEnvironment, s.apiRequireChanger)
 	api.GET("/environments/:name", s.apiShowEnvironment)
+	api.DELETE("/environments/:name", s.apiDeleteEnvironment, s.apiRequireChanger)
+	api.POST("/environments/:name/actions/:action", s.apiRunAction, s.apiRequireChanger)
+	api.GET("/jobs/:id", s.apiShowJob)
 
 	// Browser pages: session, CSRF, signed-in user.
 	web := e.Group("", echo.WrapMiddleware(s.sessions.LoadAndSave), s.csrf, s.loadUser)
@@ -51,6 +57,15 @@ func (s *Server) routes() {
 	app.GET("/environments/:name", s.showEnvironment)
 	app.GET("/environments/:name/health", s.showEnvironmentHealth)
 	app.GET("/environments/:name/settings/database", s.showDatabaseTab)
+	app.GET("/environments/:name/live", s.showEnvironmentLive)
+	app.GET("/environments/:name/database-card", s.showDatabaseCard)
+	app.POST("/environments/:name/actions/:action", s.runAction, s.requireChanger)
+	app.POST("/environments/:name/delete", s.deleteEnvironment, s.requireChanger)
+	app.POST("/environments/:name/reveal", s.revealPassword, s.requireAdmin)
+
+	// Jobs.
+	app.GET("/jobs", s.listJobs)
+	app.GET("/jobs/:id", s.showJob)
 
 	// Account and API tokens.
 	app.GET("/account", s.showAccount)

@@ -3,6 +3,7 @@
 package web
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
 
+	"pgdeck/provisioner"
+	"pgdeck/provisioner/secret"
 	"pgdeck/store"
 )
 
@@ -20,8 +23,21 @@ type Deps struct {
 	Log   *slog.Logger
 	// Secure marks session cookies Secure (pgdeck serves TLS).
 	Secure bool
-	// Version is shown in the footer and by /healthz.
+	// Version is shown by /healthz.
 	Version string
+	// Jobs queues changes to environments (the provisioner); nil in tests
+	// that need no jobs.
+	Jobs Jobs
+	// Box opens sealed database passwords (for the reveal).
+	Box *secret.Box
+	// Metrics serves /metrics; nil leaves the route out.
+	Metrics http.Handler
+}
+
+// Jobs is what the web layer asks of the provisioner.
+type Jobs interface {
+	Enqueue(ctx context.Context, env store.Environment, kind provisioner.Kind, by string) (store.Job, error)
+	OdooConfPath(env string) string
 }
 
 // Server holds the handlers' dependencies and the echo instance.
@@ -31,6 +47,9 @@ type Server struct {
 	sessions *scs.SessionManager
 	limiter  *loginLimiter
 	version  string
+	jobs     Jobs
+	box      *secret.Box
+	metrics  http.Handler
 	echo     *echo.Echo
 }
 
@@ -52,6 +71,9 @@ func New(d Deps) *Server {
 		sessions: sm,
 		limiter:  newLoginLimiter(5, 15*time.Minute),
 		version:  d.Version,
+		jobs:     d.Jobs,
+		box:      d.Box,
+		metrics:  d.Metrics,
 	}
 	e := echo.New()
 	e.HideBanner = true

@@ -137,10 +137,22 @@ func (c *Cluster) writeFile(path string, data []byte, mode os.FileMode) error {
 // data, owned by the user.
 func WriteFileAs(u RunAs, path string, data []byte, mode os.FileMode) error {
 	tmp := path + ".pgdeck-tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
+	// O_EXCL after removing a leftover: never write through a symlink that
+	// the run-as user could have planted in its own folder.
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
 		return fmt.Errorf("pgexec: write %s: %w", path, err)
 	}
-	// WriteFile leaves the mode of an existing file and applies the umask.
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("pgexec: write %s: %w", path, err)
+	}
+	// The umask may have narrowed the mode.
 	if err := os.Chmod(tmp, mode); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("pgexec: write %s: %w", path, err)

@@ -257,6 +257,25 @@ func TestStartWithPidOfUnrelatedProcess(t *testing.T) {
 	selectOne(t, c.DSN("postgres"))
 }
 
+func TestStartErrorCarriesServerLog(t *testing.T) {
+	c := newCluster(t, "127.0.0.1")
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := c.Init(t.Context(), InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Start(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "could not bind") {
+		t.Fatalf("start on a taken port: error = %v, want the server log's bind error", err)
+	}
+	if _, ok := c.Running(); ok {
+		t.Fatal("Running() = true after a failed start")
+	}
+}
+
 func TestNoTCP(t *testing.T) {
 	c := newCluster(t, "")
 	startCluster(t, c, InitOptions{})

@@ -96,7 +96,8 @@ var ErrMissing = errors.New("instance does not exist")
 
 // Runtime creates, starts, stops and removes instances, reports whether they
 // run, writes files into them and runs commands in them. Every operation is
-// idempotent.
+// idempotent; Start and Exec on an instance that does not exist return an
+// error wrapping ErrMissing, while Stop and Remove return nil.
 type Runtime interface {
 	// Create makes the instance (initdb) if it is missing and rewrites its
 	// configuration and pg_hba from spec every time.

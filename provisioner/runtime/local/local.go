@@ -344,11 +344,16 @@ func (r *Runtime) Status(ctx context.Context, id runtime.InstanceID) (runtime.St
 	}
 	pid, ok := c.Running()
 	if ok {
-		if err := c.Ready(ctx); err != nil {
+		err := c.Ready(ctx)
+		if err == nil {
+			return runtime.Status{State: runtime.StateRunning, PID: pid}, nil
+		}
+		// A postmaster that was just killed may still show in /proc while
+		// its socket is already gone: look again before blaming the socket.
+		if _, ok = c.Running(); ok {
 			return runtime.Status{State: runtime.StateBroken, PID: pid,
 				Reason: fmt.Sprintf("postmaster (pid %d) runs but %v; last log: %s", pid, err, lastLog(c))}, nil
 		}
-		return runtime.Status{State: runtime.StateRunning, PID: pid}, nil
 	}
 	if c.Stale() {
 		return runtime.Status{State: runtime.StateBroken,

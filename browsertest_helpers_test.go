@@ -1,0 +1,380 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+)
+
+// Helpers for the browser tests: the real server in-process, a headless
+// Debian Chromium driven through chromedp, screenshots and the steps that
+// many flows share (set up the owner, log in, log out).
+
+// chromiumPath is Debian's Chromium; the browser tests need it and fail
+// (never skip) when it is missing.
+const chromiumPath = "/usr/bin/chromium"
+
+// screenshotDir is where the browser tests write their PNGs (gitignored).
+var screenshotDir = filepath.Join("testdata", "out", "screenshots")
+
+// testServer is pgdeck serving in this process on a free 127.0.0.1 port,
+// with its own data directory and embedded control-plane PostgreSQL.
+type testServer struct {
+	URL     string // http://127.0.0.1:port, no trailing slash
+	DataDir string
+}
+
+// at returns the absolute URL of path on the server.
+func (s *testServer) at(path string) string { return s.URL + path }
+
+// startServer runs serve in a goroutine with a fresh short data directory
+// (the control-plane socket path must stay under 107 bytes) and waits until
+// /healthz answers 200. extraArgs are more serve flags, e.g.
+// "--monitor-interval", "500ms". On cleanup it cancels serve's context and
+// waits for serve to return, which stops the embedded PostgreSQL.
+func startServer(t *testing.T, extraArgs ...string) *testServer {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pgd-")
+	if err != nil {
+		t.Fatalf("data dir: %v", err)
+	}
+	addr := freeAddr(t)
+	args := append([]string{"--addr", addr, "--data-dir", dir}, extraArgs...)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var serveErr error
+	go func() {
+		defer close(done)
+		serveErr = serve(ctx, args, testGetenv)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+			if serveErr != nil {
+				t.Errorf("serve returned: %v", serveErr)
+			}
+			os.RemoveAll(dir)
+		case <-time.After(2 * time.Minute):
+			// Keep the data dir: a PostgreSQL may still run from it.
+			t.Errorf("serve did not return within 2 min of cancel; data dir %s kept", dir)
+		}
+	})
+
+	srv := &testServer{URL: "http://" + addr, DataDir: dir}
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(2 * time.Minute) // the first initdb can be slow
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		resp, err := client.Get(srv.at("/healthz"))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return srv
+			}
+		}
+		select {
+		case <-done:
+			t.Fatalf("serve returned before /healthz answered: %v", serveErr)
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/healthz did not answer 200 within 2 min (last error: %v)", srv.URL, err)
+		}
+	}
+}
+
+// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// testGetenv keeps the developer's PGDECK_* settings out of the test server,
+// except where to find PostgreSQL and how much to log (warn by default, so
+// that request logs do not drown the test output).
+func testGetenv(key string) string {
+	switch key {
+	case "PGDECK_PG_BIN_DIR":
+		return os.Getenv(key)
+	case "PGDECK_LOG_LEVEL":
+		if v := os.Getenv(key); v != "" {
+			return v
+		}
+		return "warn"
+	}
+	return ""
+}
+
+// newBrowser starts a headless Chromium with a fresh profile and a
+// 1280×800 viewport and returns its tab's context. Everything done in the
+// tab, browser start included, must finish within timeout. Uncaught
+// JavaScript exceptions in the page fail the test.
+func newBrowser(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("Chromium is missing (%v): install it with: apt-get install -y chromium", err)
+	}
+	profile, err := os.MkdirTemp("", "pgd-chromium-")
+	if err != nil {
+		t.Fatalf("browser profile dir: %v", err)
+	}
+	var out lockedBuffer
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.UserDataDir(profile),
+		chromedp.NoSandbox, // we run as root
+		chromedp.Headless,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.WindowSize(1280, 800),
+		chromedp.CombinedOutput(&out),
+	)
+
+	tctx, cancelTimeout := context.WithTimeout(context.Background(), timeout)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(tctx, opts...)
+	ctx, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc() // also waits for the browser process to exit
+		cancelTimeout()
+		os.RemoveAll(profile)
+		if t.Failed() {
+			t.Logf("chromium output (tail):\n%s", tail(out.String(), 40))
+		}
+	})
+
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatalf("start %s: %v\nchromium output:\n%s", chromiumPath, err, tail(out.String(), 40))
+	}
+	watchPageExceptions(t, ctx)
+	return ctx
+}
+
+// watchPageExceptions records the page's uncaught exceptions and console
+// errors; exceptions fail the test at cleanup, console errors are logged.
+func watchPageExceptions(t *testing.T, ctx context.Context) {
+	t.Helper()
+	var (
+		mu         sync.Mutex
+		exceptions []string
+		errs       []string
+	)
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			switch {
+			case m.IsException():
+				exceptions = append(exceptions, fmt.Sprintf("%s:%d %s", m.URL, m.Line+1, m))
+			case m.Type == chromedp.ConsoleError:
+				errs = append(errs, fmt.Sprintf("%s:%d %s", m.URL, m.Line+1, m))
+			}
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range errs {
+			t.Logf("browser console error: %s", e)
+		}
+		for _, e := range exceptions {
+			t.Errorf("uncaught exception in the page: %s", e)
+		}
+	})
+}
+
+// do runs browser actions as one named step and fails the test with the
+// step's name and the page's address when one of them fails.
+func do(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v (page: %s)", step, err, location(ctx))
+	}
+}
+
+// visibleText waits until the element is visible and returns its text as a
+// person reads it, trimmed.
+func visibleText(t *testing.T, ctx context.Context, css string) string {
+	t.Helper()
+	do(t, ctx, "wait for "+css, chromedp.WaitVisible(chromedp.CSS(css)))
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css), chromedp.NodeVisible))
+	if err != nil {
+		t.Fatalf("read the text of %s: %v (page: %s)", css, err, location(ctx))
+	}
+	return strings.TrimSpace(s)
+}
+
+// fieldValue returns the current value of an input or select.
+func fieldValue(t *testing.T, ctx context.Context, css string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(css)))
+	if err != nil {
+		t.Fatalf("read the value of %s: %v (page: %s)", css, err, location(ctx))
+	}
+	return s
+}
+
+// wantPath fails the test unless the page's path is path.
+func wantPath(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	loc := location(ctx)
+	if got := strings.TrimRight(pathOf(loc), "/"); got != strings.TrimRight(path, "/") {
+		t.Fatalf("page is %s, want path %s", loc, path)
+	}
+}
+
+// location is the page's address, for messages.
+func location(ctx context.Context) string {
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	return loc
+}
+
+// pathOf strips scheme, host, query and fragment from a URL.
+func pathOf(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+		if j := strings.IndexByte(u, '/'); j >= 0 {
+			u = u[j:]
+		} else {
+			u = "/"
+		}
+	}
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i]
+	}
+	return u
+}
+
+// screenshot saves a full-page PNG as testdata/out/screenshots/<name>.png.
+func screenshot(t *testing.T, ctx context.Context, name string) string {
+	t.Helper()
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+		t.Fatalf("screenshot dir: %v", err)
+	}
+	path := filepath.Join(screenshotDir, name+".png")
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		t.Fatalf("write screenshot: %v", err)
+	}
+	t.Logf("screenshot %s", path)
+	return path
+}
+
+// setColorScheme makes the page see prefers-color-scheme: scheme ("light"
+// or "dark"); "" goes back to the browser's own.
+func setColorScheme(t *testing.T, ctx context.Context, scheme string) {
+	t.Helper()
+	params := emulation.SetEmulatedMediaParams{}
+	if scheme != "" {
+		params.Features = []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}
+	}
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, params); err != nil {
+		t.Fatalf("emulate prefers-color-scheme %q: %v", scheme, err)
+	}
+	if scheme != "" {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`matchMedia("(prefers-color-scheme: `+scheme+`)").matches`))
+		if err != nil || !ok {
+			t.Fatalf("prefers-color-scheme %s is not in effect (err %v)", scheme, err)
+		}
+	}
+}
+
+// createOwnerInBrowser fills the first-start form that a fresh server shows
+// at / and waits for the Environments page.
+func createOwnerInBrowser(t *testing.T, ctx context.Context, srv *testServer, email, password string) {
+	t.Helper()
+	do(t, ctx, "open the setup form",
+		chromedp.Navigate(srv.at("/")),
+		chromedp.WaitVisible(chromedp.ID("setup-form")),
+	)
+	do(t, ctx, "fill the setup form",
+		chromedp.SendKeys(chromedp.ID("f-email"), email),
+		chromedp.SendKeys(chromedp.ID("f-password"), password),
+		chromedp.SendKeys(chromedp.ID("f-password_confirm"), password),
+		chromedp.Click(chromedp.ID("setup-submit")),
+		chromedp.WaitVisible(chromedp.ID("new-environment")),
+	)
+}
+
+// logIn signs in through the login form and waits for the Environments page.
+func logIn(t *testing.T, ctx context.Context, srv *testServer, email, password string) {
+	t.Helper()
+	do(t, ctx, "open the login form",
+		chromedp.Navigate(srv.at("/login")),
+		chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.SetValue(chromedp.ID("f-email"), ""),
+		chromedp.SendKeys(chromedp.ID("f-email"), email),
+		chromedp.SendKeys(chromedp.ID("f-password"), password),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.CSS(".topnav")),
+	)
+}
+
+// logOut clicks "Log out" in the top bar and waits for the login form.
+func logOut(t *testing.T, ctx context.Context) {
+	t.Helper()
+	do(t, ctx, "log out",
+		chromedp.Click(chromedp.ID("logout")),
+		chromedp.WaitVisible(chromedp.ID("login-form")),
+	)
+}
+
+// lockedBuffer is a bytes.Buffer safe for the browser's output goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

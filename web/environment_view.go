@@ -1,0 +1,157 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"pgdeck/store"
+	"pgdeck/views"
+)
+
+// envState is what the pages and the API need to know about one environment
+// besides its row: its latest health and its newest job.
+type envState struct {
+	health *store.Health
+	job    *store.Job
+}
+
+// loadState reads the health and newest job of one environment.
+func (s *Server) loadState(ctx context.Context, e store.Environment) (envState, error) {
+	var st envState
+	h, err := s.store.HealthOf(ctx, e.ID)
+	switch {
+	case err == nil:
+		st.health = &h
+	case !errors.Is(err, store.ErrNotFound):
+		return st, err
+	}
+	j, err := s.store.LastJob(ctx, e.Name)
+	switch {
+	case err == nil:
+		st.job = &j
+	case !errors.Is(err, store.ErrNotFound):
+		return st, err
+	}
+	return st, nil
+}
+
+// loadStates reads the health and newest job of every environment at once.
+func (s *Server) loadStates(ctx context.Context) (map[int64]store.Health, map[string]store.Job, error) {
+	hs, err := s.store.HealthAll(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := s.store.LatestJobs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return hs, js, nil
+}
+
+// healthOf derives the health badge: the monitor's verdict once the database
+// is deployed, else what its deploy is doing (or why it failed).
+func healthOf(e store.Environment, st envState) views.Health {
+	if e.Deployed() {
+		if st.health == nil {
+			return views.Health{Status: "checking", Reason: "waiting for the first health check"}
+		}
+		h := st.health
+		return views.Health{Status: h.Status, Reason: h.Reason, CheckedAt: h.CheckedAt, Stale: h.Stale}
+	}
+	if st.job != nil && st.job.Active() {
+		return views.Health{Status: "deploying", Reason: st.job.Step}
+	}
+	if st.job != nil && st.job.State == store.JobFailed && st.job.Kind == "deploy" {
+		return views.Health{Status: "error", Reason: "Deploy failed: " + st.job.Error, CheckedAt: derefTime(st.job.FinishedAt)}
+	}
+	return views.Health{Status: "not_deployed"}
+}
+
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+// environmentView builds the view model of an environment.
+func environmentView(e store.Environment, st envState) views.Environment {
+	return views.Environment{
+		Name:         e.Name,
+		OdooVersion:  e.OdooVersion,
+		Stage:        e.Stage,
+		Plan:         e.Plan,
+		CreatedAt:    e.CreatedAt,
+		Health:       healthOf(e, st),
+		Deployed:     e.Deployed(),
+		DesiredState: e.DesiredState,
+	}
+}
+
+// jobView builds the view model of a job.
+func jobView(j store.Job, log []store.JobLine) views.Job {
+	v := views.Job{ID: j.ID, EnvName: j.EnvName, Kind: j.Kind, State: j.State, Step: j.Step, Progress: j.Progress,
+		Error: j.Error, RequestedBy: j.RequestedBy, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt}
+	for _, l := range log {
+		v.Log = append(v.Log, views.JobLine{At: l.At, Line: l.Line})
+	}
+	return v
+}
+
+// recentJobWindow is how long a finished job stays in the strip.
+const recentJobWindow = 2 * time.Minute
+
+// environmentPage builds the whole environment page model.
+func (s *Server) environmentPage(c echo.Context, e store.Environment) (views.EnvironmentPage, error) {
+	ctx := c.Request().Context()
+	st, err := s.loadState(ctx, e)
+	if err != nil {
+		return views.EnvironmentPage{}, err
+	}
+	u, _ := currentUser(c)
+	p := views.EnvironmentPage{
+		Env:       environmentView(e, st),
+		CanChange: u.CanChange(),
+		CanReveal: u.CanChange(),
+		CSRF:      s.csrfToken(c),
+	}
+	if j := st.job; j != nil && (j.Active() || (j.FinishedAt != nil && time.Since(*j.FinishedAt) < recentJobWindow)) {
+		jv := jobView(*j, nil)
+		p.Job = &jv
+	}
+	d := views.DatabaseDetails{Deployed: e.Deployed(), Host: "127.0.0.1", DBName: e.DBName, DBUser: e.DBUser}
+	if e.Port != nil {
+		d.Port = *e.Port
+	}
+	if s.jobs != nil {
+		d.OdooConfPath = s.jobs.OdooConfPath(e.Name)
+	}
+	if h := st.health; h != nil {
+		d.CheckedAt = h.CheckedAt
+		d.Stale = h.Stale
+		d.FiguresAt = h.FiguresAt
+		d.HasFigures = h.FiguresAt != nil
+		d.PGVersion = h.PGVersion
+		d.SizeBytes = h.DBSizeBytes
+		d.Connections = h.Connections
+		d.MaxConnections = h.MaxConnections
+		d.StartedAt = h.ServerStartedAt
+	}
+	p.Details = d
+	return p, nil
+}
+
+// stateFrom picks one environment's state out of loadStates' maps.
+func stateFrom(e store.Environment, hs map[int64]store.Health, js map[string]store.Job) envState {
+	var st envState
+	if h, ok := hs[e.ID]; ok {
+		st.health = &h
+	}
+	if j, ok := js[e.Name]; ok {
+		st.job = &j
+	}
+	return st
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -97,9 +98,8 @@ func TestBrowserFirstEnvironment(t *testing.T) {
 	}
 	screenshot(t, ctx, "04-form-error")
 
-	do(t, ctx, "fix the name and create the environment",
-		chromedp.SetValue(chromedp.ID("f-name"), ""),
-		chromedp.SendKeys(chromedp.ID("f-name"), "shop-staging"),
+	retype(t, ctx, "#f-name", "shop-staging")
+	do(t, ctx, "choose Odoo 18.0, staging, pro",
 		chromedp.SetValue(chromedp.ID("f-odoo_version"), "18.0"),
 		chromedp.SetValue(chromedp.ID("f-stage"), "staging"),
 		chromedp.SetValue(chromedp.ID("f-plan"), "pro"),
@@ -132,8 +132,17 @@ func TestBrowserFirstEnvironment(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(row)),
 	)
 	wantPath(t, ctx, "/environments")
-	if got := visibleText(t, ctx, row+" [data-testid=health-badge]"); got != "Not deployed" {
-		t.Errorf("health badge = %q, want %q", got, "Not deployed")
+	// Creating an environment deploys it, so the badge reads whatever that
+	// deploy has reached; the word and its colour must agree.
+	// It refreshes itself, so word and class are read in one go.
+	badge := row + " [data-testid=health-badge]"
+	do(t, ctx, "wait for the health badge", chromedp.WaitVisible(chromedp.CSS(badge)))
+	b := badgeOf(t, ctx, badge)
+	tones := map[string]string{"Deploying": "badge-warn", "Checking": "badge-muted", "Running": "badge-ok"}
+	if tone, ok := tones[b.Text]; !ok {
+		t.Errorf("health badge of a new environment = %q, want Deploying, Checking or Running", b.Text)
+	} else if !strings.Contains(b.Class, tone) {
+		t.Errorf("health badge %q has class %q, want %s", b.Text, b.Class, tone)
 	}
 	screenshot(t, ctx, "06-environments")
 
@@ -182,4 +191,21 @@ func bodyBackground(t *testing.T, ctx context.Context) string {
 		t.Fatalf("read the page background: %v", err)
 	}
 	return bg
+}
+
+// badge is a health badge as a person sees it: its word and its colour class.
+type badge struct {
+	Text  string `json:"text"`
+	Class string `json:"class"`
+}
+
+// badgeOf reads the word and class of the badge at css at the same moment.
+func badgeOf(t *testing.T, ctx context.Context, css string) badge {
+	t.Helper()
+	b, err := chromedp.Run(ctx, chromedp.Evaluate[badge](fmt.Sprintf(
+		`(() => { const e = document.querySelector(%q); return e ? {text: e.innerText.trim(), class: e.className} : {}; })()`, css)))
+	if err != nil {
+		t.Fatalf("read the badge %s: %v", css, err)
+	}
+	return b
 }

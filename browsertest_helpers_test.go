@@ -4,17 +4,22 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // Helpers for the browser tests: the real server in-process, a headless
@@ -66,6 +71,9 @@ func startServer(t *testing.T, extraArgs ...string) *testServer {
 			if serveErr != nil {
 				t.Errorf("serve returned: %v", serveErr)
 			}
+			// Environment databases outlive pgdeck by design; the test
+			// started them, so it stops them before deleting their files.
+			stopLeftovers(t, dir)
 			os.RemoveAll(dir)
 		case <-time.After(2 * time.Minute):
 			// Keep the data dir: a PostgreSQL may still run from it.
@@ -95,6 +103,56 @@ func startServer(t *testing.T, extraArgs ...string) *testServer {
 			t.Fatalf("%s/healthz did not answer 200 within 2 min (last error: %v)", srv.URL, err)
 		}
 	}
+}
+
+// stopLeftovers stops the processes (environment PostgreSQL, PgBouncer)
+// that the test server started under dir and left running: each *.pid file
+// under dir names one, and it is signalled only when its working folder or
+// command line is inside dir.
+func stopLeftovers(t *testing.T, dir string) {
+	t.Helper()
+	var pids []int
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(d.Name(), ".pid") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		first, _, _ := strings.Cut(string(b), "\n")
+		pid, err := strconv.Atoi(strings.TrimSpace(first))
+		if err != nil || pid <= 1 || !processUnder(pid, dir) {
+			return nil
+		}
+		// SIGINT: PostgreSQL's fast shutdown, PgBouncer's safe shutdown.
+		if err := syscall.Kill(pid, syscall.SIGINT); err == nil {
+			t.Logf("stopping leftover process %d (%s)", pid, path)
+			pids = append(pids, pid)
+		}
+		return nil
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for _, pid := range pids {
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("process %d did not stop within 30 s; killing it", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// processUnder reports whether process pid works in dir or names it on its
+// command line (so that a reused pid is never signalled).
+func processUnder(pid int, dir string) bool {
+	proc := "/proc/" + strconv.Itoa(pid)
+	if cwd, err := os.Readlink(proc + "/cwd"); err == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {
+		return true
+	}
+	cmd, err := os.ReadFile(proc + "/cmdline")
+	return err == nil && strings.Contains(string(cmd), dir+"/")
 }
 
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
@@ -162,12 +220,12 @@ func newBrowser(t *testing.T, timeout time.Duration) context.Context {
 		cancelTimeout()
 		os.RemoveAll(profile)
 		if t.Failed() {
-			t.Logf("chromium output (tail):\n%s", tail(out.String(), 40))
+			t.Logf("chromium output (tail, D-Bus noise left out):\n%s", tail(withoutDBus(out.String()), 40))
 		}
 	})
 
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
-		t.Fatalf("start %s: %v\nchromium output:\n%s", chromiumPath, err, tail(out.String(), 40))
+		t.Fatalf("start %s: %v\nchromium output:\n%s", chromiumPath, err, tail(withoutDBus(out.String()), 40))
 	}
 	watchPageExceptions(t, ctx)
 	return ctx
@@ -192,7 +250,8 @@ func watchPageExceptions(t *testing.T, ctx context.Context) {
 			switch {
 			case m.IsException():
 				exceptions = append(exceptions, fmt.Sprintf("%s:%d %s", m.URL, m.Line+1, m))
-			case m.Type == chromedp.ConsoleError:
+			case m.Type == chromedp.ConsoleError && !strings.Contains(m.String(), "Failed to load resource"):
+				// Failed loads are the 401/404/422 answers the flows expect.
 				errs = append(errs, fmt.Sprintf("%s:%d %s", m.URL, m.Line+1, m))
 			}
 			mu.Unlock()
@@ -239,6 +298,27 @@ func fieldValue(t *testing.T, ctx context.Context, css string) string {
 		t.Fatalf("read the value of %s: %v (page: %s)", css, err, location(ctx))
 	}
 	return s
+}
+
+// attr returns an attribute of the element.
+func attr(t *testing.T, ctx context.Context, css, name string) string {
+	t.Helper()
+	res, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(css), name))
+	if err != nil {
+		t.Fatalf("read %s of %s: %v (page: %s)", name, css, err, location(ctx))
+	}
+	return res.Value
+}
+
+// retype replaces what a text field holds as a person does: go to the end,
+// erase, type.
+func retype(t *testing.T, ctx context.Context, css, text string) {
+	t.Helper()
+	erase := strings.Repeat(kb.Backspace, utf8.RuneCountInString(fieldValue(t, ctx, css)))
+	do(t, ctx, "retype "+css, chromedp.SendKeys(chromedp.CSS(css), kb.End+erase+text))
+	if got := fieldValue(t, ctx, css); got != text {
+		t.Fatalf("%s holds %q after retyping, want %q", css, got, text)
+	}
 }
 
 // wantPath fails the test unless the page's path is path.
@@ -335,8 +415,9 @@ func logIn(t *testing.T, ctx context.Context, srv *testServer, email, password s
 	do(t, ctx, "open the login form",
 		chromedp.Navigate(srv.at("/login")),
 		chromedp.WaitVisible(chromedp.ID("login-form")),
-		chromedp.SetValue(chromedp.ID("f-email"), ""),
-		chromedp.SendKeys(chromedp.ID("f-email"), email),
+	)
+	retype(t, ctx, "#f-email", email)
+	do(t, ctx, "submit the login form",
 		chromedp.SendKeys(chromedp.ID("f-password"), password),
 		chromedp.Click(chromedp.ID("login-submit")),
 		chromedp.WaitVisible(chromedp.CSS(".topnav")),
@@ -377,4 +458,16 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// withoutDBus drops the D-Bus complaints a headless Chromium prints in a
+// container without a system bus.
+func withoutDBus(s string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.Contains(l, "dbus/") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }

@@ -11,8 +11,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"pgdeck/monitor"
 	"pgdeck/provisioner"
 	"pgdeck/provisioner/pgexec"
 	"pgdeck/provisioner/runtime/local"
@@ -49,7 +51,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string) error
 		EnvRoot: cfg.envRoot(), PortLow: lo, PortHigh: hi, Workers: cfg.Workers,
 	}, st, rt, box, log)
 
-	srv := web.New(web.Deps{Store: st, Log: log, Secure: cfg.TLSCertFile != "", Version: version, Jobs: prov, Box: box})
+	mon := monitor.New(monitor.Config{
+		Interval: cfg.MonitorInterval, Timeout: cfg.MonitorTimeout, Confirm: cfg.MonitorConfirm,
+	}, st, rt, box, log)
+	metrics := promhttp.HandlerFor(monitor.NewRegistry(mon, st), promhttp.HandlerOpts{})
+
+	srv := web.New(web.Deps{Store: st, Log: log, Secure: cfg.TLSCertFile != "", Version: version,
+		Jobs: prov, Box: box, Metrics: metrics})
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -67,6 +75,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string) error
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return prov.Run(gctx) })
+	g.Go(func() error { return mon.Run(gctx) })
 	g.Go(func() error {
 		var err error
 		if cfg.TLSCertFile != "" {

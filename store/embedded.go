@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"pgdeck/provisioner/pgexec"
 )
@@ -61,7 +62,8 @@ func (e *Embedded) Start(ctx context.Context) error {
 		return fmt.Errorf("store: control-plane cluster: %w", err)
 	}
 	if len(out) == 0 {
-		if _, err := e.cluster.Exec(ctx, nil, "createdb", "pgdeck"); err != nil {
+		// A CLI command starting next to the server may race it here.
+		if out, err := e.cluster.Exec(ctx, nil, "createdb", "pgdeck"); err != nil && !strings.Contains(string(out)+err.Error(), "already exists") {
 			return fmt.Errorf("store: control-plane cluster: %w", err)
 		}
 	}

@@ -20,6 +20,7 @@ func mustCreateEnvironment(t *testing.T, st *store.Store, name string) store.Env
 }
 
 func TestEnvironments(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 
@@ -97,6 +98,7 @@ func TestEnvironments(t *testing.T) {
 }
 
 func TestEnvironmentPortsAndState(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 	a := mustCreateEnvironment(t, st, "env-a")

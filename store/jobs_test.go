@@ -11,6 +11,7 @@ import (
 )
 
 func TestCreateJobOneActivePerEnvironment(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 	env := mustCreateEnvironment(t, st, "shop")
@@ -53,6 +54,7 @@ func TestCreateJobOneActivePerEnvironment(t *testing.T) {
 }
 
 func TestClaimJobSkipsLockedJobs(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 	first, err := st.CreateJob(ctx, mustCreateEnvironment(t, st, "env-1").ID, "env-1", "deploy", "t")
@@ -102,6 +104,7 @@ func TestClaimJobSkipsLockedJobs(t *testing.T) {
 }
 
 func TestClaimJobConcurrentWorkersClaimEachJobOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 	const n = 6
@@ -143,6 +146,7 @@ func TestClaimJobConcurrentWorkersClaimEachJobOnce(t *testing.T) {
 }
 
 func TestFinishJobAndCounts(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 

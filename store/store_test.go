@@ -13,6 +13,7 @@ import (
 )
 
 func TestOpenAppliesEveryMigration(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 
@@ -49,6 +50,7 @@ func TestOpenAppliesEveryMigration(t *testing.T) {
 }
 
 func TestMigrateTwiceIsANoOp(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 
@@ -100,6 +102,7 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 }
 
 func TestOpenRefusesANewerSchema(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	url := storetest.URL(t)
 	st, err := store.Open(ctx, url)
@@ -136,6 +139,7 @@ func TestOpenRefusesANewerSchema(t *testing.T) {
 }
 
 func TestErrorsAreWrapped(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 	_, err := st.EnvironmentByName(ctx, "missing-env")

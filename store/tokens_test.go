@@ -10,6 +10,7 @@ import (
 )
 
 func TestAPITokens(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 	u, err := st.CreateUser(ctx, "ops@example.com", "h", store.RoleAdmin)

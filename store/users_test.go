@@ -10,6 +10,7 @@ import (
 )
 
 func TestUsers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 
@@ -83,6 +84,7 @@ func TestUsers(t *testing.T) {
 }
 
 func TestCreateFirstOwner(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 
@@ -105,6 +107,7 @@ func TestCreateFirstOwner(t *testing.T) {
 }
 
 func TestCreateFirstOwnerRefusedOnceAnyAccountExists(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 	if _, err := st.CreateUser(ctx, "viewer@example.com", "h", store.RoleViewer); err != nil {
@@ -116,6 +119,7 @@ func TestCreateFirstOwnerRefusedOnceAnyAccountExists(t *testing.T) {
 }
 
 func TestCreateFirstOwnerConcurrently(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
 	const n = 8

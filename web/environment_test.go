@@ -44,13 +44,14 @@ var badEnvironmentCases = []struct {
 }
 
 func TestCreateEnvironmentForm(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.user("ada@example.com", "owner")
 	a.environment("taken")
 	c := a.client()
-	c.login("ada@example.com")
+	c.login(t, "ada@example.com")
 
-	p := c.get("/environments/new").want(http.StatusOK)
+	p := c.get("/environments/new").want(t, http.StatusOK)
 	if p.Find("#environment-form").Length() != 1 {
 		t.Fatal("no #environment-form on /environments/new")
 	}
@@ -58,7 +59,7 @@ func TestCreateEnvironmentForm(t *testing.T) {
 	for _, tc := range badEnvironmentCases {
 		t.Run(tc.name, func(t *testing.T) {
 			envs, audits := a.countEnvironments(), a.countAudit()
-			p := c.post("/environments", with(goodEnvironment("shop"), tc.key, tc.value)).want(http.StatusUnprocessableEntity)
+			p := c.post("/environments", with(goodEnvironment("shop"), tc.key, tc.value)).want(t, http.StatusUnprocessableEntity)
 			if got := p.Text("[data-testid=error-" + tc.field + "]"); got != tc.message {
 				t.Errorf("message beside %s = %q, want %q", tc.field, got, tc.message)
 			}
@@ -84,7 +85,7 @@ func TestCreateEnvironmentForm(t *testing.T) {
 
 	t.Run("missing CSRF token", func(t *testing.T) {
 		n := a.countEnvironments()
-		p := c.postRaw("/environments", goodEnvironment("no-token")).want(http.StatusForbidden)
+		p := c.postRaw("/environments", goodEnvironment("no-token")).want(t, http.StatusForbidden)
 		if !strings.Contains(p.Text("[data-testid=error-page]"), "CSRF") {
 			t.Errorf("403 page does not explain the CSRF refusal: %q", p.Text("[data-testid=error-page]"))
 		}
@@ -95,11 +96,11 @@ func TestCreateEnvironmentForm(t *testing.T) {
 
 	t.Run("wrong CSRF token", func(t *testing.T) {
 		n := a.countEnvironments()
-		c.postRaw("/environments", with(goodEnvironment("bad-token"), "_csrf", "not-the-token")).want(http.StatusForbidden)
+		c.postRaw("/environments", with(goodEnvironment("bad-token"), "_csrf", "not-the-token")).want(t, http.StatusForbidden)
 		// Another session's token is just as wrong.
 		other := a.client()
-		other.login("ada@example.com")
-		c.postRaw("/environments", with(goodEnvironment("bad-token"), "_csrf", other.csrf)).want(http.StatusForbidden)
+		other.login(t, "ada@example.com")
+		c.postRaw("/environments", with(goodEnvironment("bad-token"), "_csrf", other.csrf)).want(t, http.StatusForbidden)
 		if got := a.countEnvironments(); got != n {
 			t.Errorf("%d environments, want %d", got, n)
 		}
@@ -108,7 +109,7 @@ func TestCreateEnvironmentForm(t *testing.T) {
 	t.Run("good input", func(t *testing.T) {
 		for _, name := range []string{"shop-prod", "abc", strings.Repeat("x", 40), "  padded  "} {
 			n := a.countEnvironments()
-			p := c.post("/environments", goodEnvironment(name)).want(http.StatusSeeOther)
+			p := c.post("/environments", goodEnvironment(name)).want(t, http.StatusSeeOther)
 			name = strings.TrimSpace(name)
 			if p.Location() != "/environments/"+name {
 				t.Errorf("create redirects to %q, want /environments/%s", p.Location(), name)
@@ -116,7 +117,7 @@ func TestCreateEnvironmentForm(t *testing.T) {
 			if got := a.countEnvironments(); got != n+1 {
 				t.Errorf("%d environments after create, want %d", got, n+1)
 			}
-			list := c.get("/environments").want(http.StatusOK)
+			list := c.get("/environments").want(t, http.StatusOK)
 			row := list.Find(`[data-testid=environment-row][data-name="` + name + `"]`)
 			if row.Length() != 1 {
 				t.Fatalf("%s is not in the list", name)
@@ -126,7 +127,7 @@ func TestCreateEnvironmentForm(t *testing.T) {
 			}
 		}
 
-		p := c.get("/environments/shop-prod").want(http.StatusOK)
+		p := c.get("/environments/shop-prod").want(t, http.StatusOK)
 		if got := p.Text("#environment-name"); got != "shop-prod" {
 			t.Errorf("environment page heading = %q", got)
 		}
@@ -137,7 +138,7 @@ func TestCreateEnvironmentForm(t *testing.T) {
 
 	t.Run("unknown environment", func(t *testing.T) {
 		for _, path := range []string{"/environments/nope", "/environments/Not_A_Name", "/environments/nope/settings/database"} {
-			p := c.get(path).want(http.StatusNotFound)
+			p := c.get(path).want(t, http.StatusNotFound)
 			if p.Find("[data-testid=error-page]").Length() != 1 {
 				t.Errorf("%s: no error page", path)
 			}
@@ -146,13 +147,14 @@ func TestCreateEnvironmentForm(t *testing.T) {
 }
 
 func TestViewerCannotChangeEnvironments(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.user("viewer@example.com", "viewer")
 	a.environment("shop")
 	c := a.client()
-	c.login("viewer@example.com")
+	c.login(t, "viewer@example.com")
 
-	p := c.get("/environments").want(http.StatusOK)
+	p := c.get("/environments").want(t, http.StatusOK)
 	if p.Find(`[data-testid=environment-row][data-name="shop"]`).Length() != 1 {
 		t.Error("the viewer does not see the environment")
 	}
@@ -162,11 +164,11 @@ func TestViewerCannotChangeEnvironments(t *testing.T) {
 	if p.Find("[data-testid=nav-audit]").Length() != 0 {
 		t.Error("the viewer sees the audit log link")
 	}
-	c.get("/environments/shop").want(http.StatusOK)
-	c.get("/environments/new").want(http.StatusForbidden)
+	c.get("/environments/shop").want(t, http.StatusOK)
+	c.get("/environments/new").want(t, http.StatusForbidden)
 
 	n := a.countEnvironments()
-	p = c.post("/environments", goodEnvironment("viewer-made")).want(http.StatusForbidden)
+	p = c.post("/environments", goodEnvironment("viewer-made")).want(t, http.StatusForbidden)
 	if !strings.Contains(p.Text("[data-testid=error-page]"), "viewer") {
 		t.Errorf("403 page = %q, want it to name the role", p.Text("[data-testid=error-page]"))
 	}
@@ -176,27 +178,29 @@ func TestViewerCannotChangeEnvironments(t *testing.T) {
 }
 
 func TestAnonymousCannotCreateEnvironments(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.user("ada@example.com", "owner")
 	c := a.client()
 	c.get("/login")
-	c.post("/environments", goodEnvironment("anon")).want(http.StatusUnauthorized)
+	c.post("/environments", goodEnvironment("anon")).want(t, http.StatusUnauthorized)
 	if n := a.countEnvironments(); n != 0 {
 		t.Errorf("%d environments, want 0", n)
 	}
 }
 
 func TestAuditPage(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.user("ada@example.com", "owner")
 	a.user("viewer@example.com", "viewer")
 
 	owner := a.client()
-	owner.login("ada@example.com")
+	owner.login(t, "ada@example.com")
 	owner.get("/environments/new")
-	owner.post("/environments", goodEnvironment("audited")).want(http.StatusSeeOther)
+	owner.post("/environments", goodEnvironment("audited")).want(t, http.StatusSeeOther)
 
-	p := owner.get("/audit").want(http.StatusOK)
+	p := owner.get("/audit").want(t, http.StatusOK)
 	rows := p.Find("[data-testid=audit-row]")
 	found := map[string]string{}
 	for i := range rows.Length() {
@@ -219,6 +223,6 @@ func TestAuditPage(t *testing.T) {
 	}
 
 	viewer := a.client()
-	viewer.login("viewer@example.com")
-	viewer.get("/audit").want(http.StatusForbidden)
+	viewer.login(t, "viewer@example.com")
+	viewer.get("/audit").want(t, http.StatusForbidden)
 }

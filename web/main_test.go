@@ -143,7 +143,8 @@ func (p *page) Doc() *goquery.Document {
 	if p.doc == nil {
 		d, err := goquery.NewDocumentFromReader(strings.NewReader(p.Body))
 		if err != nil {
-			p.t.Fatalf("parse HTML: %v", err)
+			p.t.Errorf("parse HTML: %v", err)
+			d, _ = goquery.NewDocumentFromReader(strings.NewReader(""))
 		}
 		p.doc = d
 	}
@@ -176,14 +177,14 @@ func (p *page) sessionCookie() *http.Cookie {
 }
 
 // want fails the test unless the answer has the status code.
-func (p *page) want(code int) *page {
-	p.t.Helper()
+func (p *page) want(t testing.TB, code int) *page {
+	t.Helper()
 	if p.Code != code {
 		body := p.Body
 		if len(body) > 2000 {
 			body = body[:2000] + "…"
 		}
-		p.t.Fatalf("status %d, want %d; Location %q; body:\n%s", p.Code, code, p.Location(), body)
+		t.Fatalf("status %d, want %d; Location %q; body:\n%s", p.Code, code, p.Location(), body)
 	}
 	return p
 }
@@ -236,14 +237,17 @@ func (c *client) postRaw(path string, form url.Values) *page {
 	return c.do(req)
 }
 
-// login signs the client in and fails the test unless it works.
-func (c *client) login(email string) *page {
-	c.a.t.Helper()
-	c.get("/login").want(http.StatusOK)
-	p := c.post("/login", url.Values{"email": {email}, "password": {testPassword}}).want(http.StatusSeeOther)
+// login signs the client in, fails the test unless it works, and returns
+// the login answer (the redirect).
+func (c *client) login(t testing.TB, email string) *page {
+	t.Helper()
+	c.get("/login").want(t, http.StatusOK)
+	p := c.post("/login", url.Values{"email": {email}, "password": {testPassword}}).want(t, http.StatusSeeOther)
 	if p.Location() != "/environments" {
-		c.a.t.Fatalf("login redirects to %q, want /environments", p.Location())
+		t.Fatalf("login redirects to %q, want /environments", p.Location())
 	}
+	// Follow the redirect as a browser does: signing in renews the CSRF token.
+	c.get(p.Location()).want(t, http.StatusOK)
 	return p
 }
 
@@ -258,17 +262,27 @@ type apiAnswer struct {
 // api calls the JSON API with a bearer token ("" sends none) and a JSON body ("" sends none).
 func (a *app) api(method, path, token, body string) apiAnswer {
 	a.t.Helper()
+	h := http.Header{}
+	if body != "" {
+		h.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return a.apiRequest(method, path, h, body)
+}
+
+// apiRequest calls the JSON API with the given headers and body.
+func (a *app) apiRequest(method, path string, header http.Header, body string) apiAnswer {
+	a.t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
 	}
 	req := httptest.NewRequest(method, base.ResolveReference(&url.URL{Path: path}).String(), r)
 	req.RemoteAddr = "192.0.2.20:40000"
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	rec := httptest.NewRecorder()
 	a.h.ServeHTTP(rec, req)

@@ -79,6 +79,10 @@ func New(d Deps) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
+	// The client address (login rate limit, audit log) comes from the
+	// connection; X-Forwarded-For is believed only from a proxy on this host,
+	// so that a client cannot forge it to escape the per-address limit.
+	e.IPExtractor = echo.ExtractIPFromXFFHeader(echo.TrustLinkLocal(false), echo.TrustPrivateNet(false))
 	s.echo = e
 	s.routes()
 	return s

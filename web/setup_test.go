@@ -9,17 +9,18 @@ import (
 )
 
 func TestSetup(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 
 	// A fresh install sends everyone to setup.
-	if p := c.get("/environments").want(http.StatusSeeOther); p.Location() != "/setup" {
+	if p := c.get("/environments").want(t, http.StatusSeeOther); p.Location() != "/setup" {
 		t.Errorf("/environments on a fresh install redirects to %q, want /setup", p.Location())
 	}
-	if p := c.get("/login").want(http.StatusSeeOther); p.Location() != "/setup" {
+	if p := c.get("/login").want(t, http.StatusSeeOther); p.Location() != "/setup" {
 		t.Errorf("/login on a fresh install redirects to %q, want /setup", p.Location())
 	}
-	p := c.get("/setup").want(http.StatusOK)
+	p := c.get("/setup").want(t, http.StatusOK)
 	if p.Find("#setup-form").Length() != 1 {
 		t.Fatal("GET /setup has no #setup-form")
 	}
@@ -40,7 +41,7 @@ func TestSetup(t *testing.T) {
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
 			p := c.post("/setup", url.Values{"email": {tc.email}, "password": {tc.password}, "password_confirm": {tc.confirm}}).
-				want(http.StatusUnprocessableEntity)
+				want(t, http.StatusUnprocessableEntity)
 			if got := p.Text("[data-testid=error-" + tc.field + "]"); got != tc.message {
 				t.Errorf("message beside %s = %q, want %q", tc.field, got, tc.message)
 			}
@@ -62,14 +63,14 @@ func TestSetup(t *testing.T) {
 
 	t.Run("missing CSRF token", func(t *testing.T) {
 		c.postRaw("/setup", url.Values{"email": {"ada@example.com"}, "password": {testPassword}, "password_confirm": {testPassword}}).
-			want(http.StatusForbidden)
+			want(t, http.StatusForbidden)
 		if n, _ := a.st.CountUsers(context.Background()); n != 0 {
 			t.Errorf("CountUsers = %d, want 0", n)
 		}
 	})
 
 	p = c.post("/setup", url.Values{"email": {"ada@example.com"}, "password": {testPassword}, "password_confirm": {testPassword}}).
-		want(http.StatusSeeOther)
+		want(t, http.StatusSeeOther)
 	if p.Location() != "/environments" {
 		t.Errorf("setup redirects to %q, want /environments", p.Location())
 	}
@@ -82,7 +83,7 @@ func TestSetup(t *testing.T) {
 	}
 
 	// The owner is signed in and greeted.
-	p = c.get("/environments").want(http.StatusOK)
+	p = c.get("/environments").want(t, http.StatusOK)
 	if got := p.Text("[data-testid=nav-account]"); got != "ada@example.com" {
 		t.Errorf("signed-in account shown as %q", got)
 	}
@@ -91,10 +92,10 @@ func TestSetup(t *testing.T) {
 	}
 
 	// Setup is gone for good.
-	c.get("/setup").want(http.StatusNotFound)
-	a.client().get("/setup").want(http.StatusNotFound)
+	c.get("/setup").want(t, http.StatusNotFound)
+	a.client().get("/setup").want(t, http.StatusNotFound)
 	c.post("/setup", url.Values{"email": {"eve@example.com"}, "password": {testPassword}, "password_confirm": {testPassword}}).
-		want(http.StatusNotFound)
+		want(t, http.StatusNotFound)
 	if n, _ := a.st.CountUsers(context.Background()); n != 1 {
 		t.Errorf("CountUsers = %d after setup was refused, want 1", n)
 	}

@@ -81,7 +81,7 @@ func PrimaryConf() map[string]string {
 		"password_encryption": "scram-sha-256",
 		"max_connections":     "100",
 		"shared_buffers":      "128MB",
-		"log_line_prefix":     "'%m [%p] %q%u@%d '",
+		"log_line_prefix":     "%m [%p] %q%u@%d ",
 	}
 }
 

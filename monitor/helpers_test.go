@@ -1,0 +1,295 @@
+package monitor
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"pgdeck/provisioner/pgexec"
+	"pgdeck/provisioner/runtime"
+	"pgdeck/provisioner/runtime/local"
+	"pgdeck/provisioner/secret"
+	"pgdeck/store"
+	"pgdeck/store/storetest"
+)
+
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+// Every test cluster has the same database, role and password; what differs
+// is the port (and the store row that points at it).
+const (
+	testDB       = "odoo"
+	testUser     = "odoo"
+	testPassword = "s3cret-Pa55"
+	// testMaxConnections is set in every cluster, so that the figure the
+	// monitor reads can be told from PostgreSQL's default.
+	testMaxConnections = 25
+)
+
+// testConf keeps 50 clusters small enough to run side by side.
+var testConf = map[string]string{
+	"max_connections": fmt.Sprint(testMaxConnections),
+	"shared_buffers":  "16MB",
+	"fsync":           "off",
+	"max_wal_size":    "64MB",
+	"min_wal_size":    "32MB",
+}
+
+// fixture is a control-plane store, a local runtime under a short root
+// folder, and the box that seals the environments' passwords.
+type fixture struct {
+	tb  testing.TB
+	st  *store.Store
+	rt  *local.Runtime
+	box *secret.Box
+	log *slog.Logger
+	// template, when set, is a stopped data folder (with the test role and
+	// database) copied for each new cluster instead of running initdb.
+	template string
+}
+
+func newFixture(tb testing.TB) *fixture {
+	tb.Helper()
+	bin, err := pgexec.FindBinDir(os.Getenv("PGDECK_PG_BIN_DIR"))
+	if err != nil {
+		tb.Fatalf("the monitor tests need PostgreSQL's server binaries: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	// Short root: unix socket paths are limited to 107 bytes.
+	rt, err := local.New(local.Config{Root: filepath.Join(storetest.TempDir(tb), "envs"), BinDir: bin, Logger: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	box, err := secret.New(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &fixture{tb: tb, st: storetest.New(tb), rt: rt, box: box, log: log}
+}
+
+func (f *fixture) monitor(cfg Config) *Monitor {
+	return New(cfg, f.st, f.rt, f.box, f.log)
+}
+
+func primary(name string) runtime.InstanceID {
+	return runtime.InstanceID{Env: name, Role: runtime.RolePrimary}
+}
+
+// addCluster creates and starts the primary of environment name on a free
+// port, with the test role and database, and returns the port. The cluster
+// is removed when the test ends.
+func (f *fixture) addCluster(name string) int {
+	f.tb.Helper()
+	ctx := context.Background()
+	id := primary(name)
+	port := freePort(f.tb)
+	if f.template != "" {
+		dir := f.rt.InstanceDir(id)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			f.tb.Fatal(err)
+		}
+		// cp -a keeps the owner (the postgres user when running as root).
+		if out, err := exec.Command("cp", "-a", f.template, filepath.Join(dir, "pgdata")).CombinedOutput(); err != nil {
+			f.tb.Fatalf("copy template cluster: %v: %s", err, out)
+		}
+	}
+	spec := runtime.Spec{
+		ID:   id,
+		Port: port,
+		Conf: testConf,
+		HBA:  []string{fmt.Sprintf("host %s %s 127.0.0.1/32 scram-sha-256", testDB, testUser)},
+	}
+	// Create rewrites the settings (port, socket folder) of a copied cluster.
+	if err := f.rt.Create(ctx, spec); err != nil {
+		f.tb.Fatal(err)
+	}
+	f.tb.Cleanup(func() {
+		if err := f.rt.Remove(context.Background(), id); err != nil {
+			f.tb.Errorf("remove cluster %s: %v", id, err)
+		}
+	})
+	if err := f.rt.Start(ctx, id); err != nil {
+		f.tb.Fatal(err)
+	}
+	if f.template == "" {
+		f.createRoleAndDB(id)
+	}
+	return port
+}
+
+func (f *fixture) createRoleAndDB(id runtime.InstanceID) {
+	f.tb.Helper()
+	sql := fmt.Sprintf("SET password_encryption = 'scram-sha-256';\nCREATE ROLE %s LOGIN PASSWORD '%s';\nCREATE DATABASE %s OWNER %s;\n",
+		testUser, testPassword, testDB, testUser)
+	out, err := f.rt.Exec(context.Background(), id, []byte(sql), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres")
+	if err != nil {
+		f.tb.Fatalf("create role and database in %s: %v: %s", id, err, out)
+	}
+}
+
+// makeTemplate creates a cluster with the test role and database, stops it
+// cleanly and keeps its data folder as the template of later clusters.
+func (f *fixture) makeTemplate() {
+	f.tb.Helper()
+	f.addCluster("template")
+	id := primary("template")
+	if err := f.rt.Stop(context.Background(), id); err != nil {
+		f.tb.Fatal(err)
+	}
+	f.template = filepath.Join(f.rt.InstanceDir(id), "pgdata")
+}
+
+// addEnv records a deployed environment whose primary listens on port.
+func (f *fixture) addEnv(name string, port int) store.Environment {
+	f.tb.Helper()
+	ctx := context.Background()
+	e, err := f.st.CreateEnvironment(ctx, store.Environment{Name: name, OdooVersion: "18.0", Stage: "development", Plan: "starter"})
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	if _, err := f.st.SetPort(ctx, e.ID, port); err != nil {
+		f.tb.Fatal(err)
+	}
+	if _, err := f.st.SetCredentials(ctx, e.ID, testDB, testUser, f.box.Seal(testPassword), f.box.Seal("admin")); err != nil {
+		f.tb.Fatal(err)
+	}
+	if err := f.st.MarkDeployed(ctx, e.ID); err != nil {
+		f.tb.Fatal(err)
+	}
+	e, err = f.st.EnvironmentByID(ctx, e.ID)
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	return e
+}
+
+// addRunningEnv creates the environment's cluster and its deployed row.
+func (f *fixture) addRunningEnv(name string) store.Environment {
+	f.tb.Helper()
+	return f.addEnv(name, f.addCluster(name))
+}
+
+func (f *fixture) health(e store.Environment) store.Health {
+	f.tb.Helper()
+	h, err := f.st.HealthOf(context.Background(), e.ID)
+	if err != nil {
+		f.tb.Fatalf("health of %s: %v", e.Name, err)
+	}
+	return h
+}
+
+func (f *fixture) history(e store.Environment) []store.HealthHistoryEntry {
+	f.tb.Helper()
+	hist, err := f.st.HealthHistory(context.Background(), e.ID, time.Time{})
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	return hist
+}
+
+// tick runs one round and waits for every check it started, so that the
+// store holds their results.
+func tick(tb testing.TB, m *Monitor) {
+	tb.Helper()
+	if err := m.Tick(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	m.checks.Wait()
+}
+
+// killPostmaster sends SIGKILL to the environment's postmaster and waits
+// until it is gone.
+func (f *fixture) killPostmaster(name string) int {
+	f.tb.Helper()
+	c, err := f.rt.Cluster(primary(name))
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	pid, ok := c.Running()
+	if !ok {
+		f.tb.Fatalf("%s: postmaster is not running", name)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		f.tb.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, ok := c.Running(); !ok {
+			return pid
+		}
+		if i == 100 {
+			f.tb.Fatalf("%s: postmaster %d still runs after SIGKILL", name, pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// hangServer is a TCP server on 127.0.0.1 that accepts connections and
+// never answers; it counts the connections it accepted.
+type hangServer struct {
+	port     int
+	accepted atomic.Int64
+}
+
+func newHangServer(tb testing.TB) *hangServer {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &hangServer{port: l.Addr().(*net.TCPAddr).Port}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.accepted.Add(1)
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	tb.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return s
+}

@@ -97,6 +97,9 @@ func TestBrowserFirstEnvironment(t *testing.T) {
 		t.Errorf("name field after the error = %q, want %q", got, "Bad_Name")
 	}
 	screenshot(t, ctx, "04-form-error")
+	setColorScheme(t, ctx, "dark")
+	screenshot(t, ctx, "04-form-error-dark")
+	setColorScheme(t, ctx, "")
 
 	retype(t, ctx, "#f-name", "shop-staging")
 	do(t, ctx, "choose Odoo 18.0, staging, pro",

@@ -96,17 +96,26 @@ func primary(name string) runtime.InstanceID {
 // is removed when the test ends.
 func (f *fixture) addCluster(name string) int {
 	f.tb.Helper()
+	port := freePorts(f.tb, 1)[0]
+	if err := f.startCluster(name, port); err != nil {
+		f.tb.Fatal(err)
+	}
+	return port
+}
+
+// startCluster is addCluster on a given port, for setup goroutines: it
+// returns its error.
+func (f *fixture) startCluster(name string, port int) error {
 	ctx := context.Background()
 	id := primary(name)
-	port := freePort(f.tb)
 	if f.template != "" {
 		dir := f.rt.InstanceDir(id)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			f.tb.Fatal(err)
+			return err
 		}
 		// cp -a keeps the owner (the postgres user when running as root).
 		if out, err := exec.Command("cp", "-a", f.template, filepath.Join(dir, "pgdata")).CombinedOutput(); err != nil {
-			f.tb.Fatalf("copy template cluster: %v: %s", err, out)
+			return fmt.Errorf("copy template cluster: %v: %s", err, out)
 		}
 	}
 	spec := runtime.Spec{
@@ -117,7 +126,7 @@ func (f *fixture) addCluster(name string) int {
 	}
 	// Create rewrites the settings (port, socket folder) of a copied cluster.
 	if err := f.rt.Create(ctx, spec); err != nil {
-		f.tb.Fatal(err)
+		return err
 	}
 	f.tb.Cleanup(func() {
 		if err := f.rt.Remove(context.Background(), id); err != nil {
@@ -125,22 +134,24 @@ func (f *fixture) addCluster(name string) int {
 		}
 	})
 	if err := f.rt.Start(ctx, id); err != nil {
-		f.tb.Fatal(err)
+		return err
 	}
 	if f.template == "" {
-		f.createRoleAndDB(id)
+		if err := f.createRoleAndDB(id); err != nil {
+			return err
+		}
 	}
-	return port
+	return nil
 }
 
-func (f *fixture) createRoleAndDB(id runtime.InstanceID) {
-	f.tb.Helper()
+func (f *fixture) createRoleAndDB(id runtime.InstanceID) error {
 	sql := fmt.Sprintf("SET password_encryption = 'scram-sha-256';\nCREATE ROLE %s LOGIN PASSWORD '%s';\nCREATE DATABASE %s OWNER %s;\n",
 		testUser, testPassword, testDB, testUser)
 	out, err := f.rt.Exec(context.Background(), id, []byte(sql), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres")
 	if err != nil {
-		f.tb.Fatalf("create role and database in %s: %v: %s", id, err, out)
+		return fmt.Errorf("create role and database in %s: %v: %s", id, err, out)
 	}
+	return nil
 }
 
 // makeTemplate creates a cluster with the test role and database, stops it
@@ -239,14 +250,20 @@ func (f *fixture) killPostmaster(name string) int {
 	}
 }
 
-func freePort(tb testing.TB) int {
+// freePorts returns n distinct free ports on 127.0.0.1 (all are held open
+// until every one is chosen).
+func freePorts(tb testing.TB, n int) []int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // hangServer is a TCP server on 127.0.0.1 that accepts connections and

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// configFrom loads the configuration from args and the given variables only.
+func configFrom(args []string, env map[string]string) (Config, error) {
+	fs := flag.NewFlagSet("pgdeck", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return loadConfig(fs, args, func(k string) string { return env[k] })
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := configFrom(nil, nil)
+	if err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	want := Config{
+		Addr:            "127.0.0.1:8080",
+		DataDir:         "./data",
+		Runtime:         "local",
+		MonitorInterval: 5 * time.Second,
+		MonitorTimeout:  3 * time.Second,
+		MonitorConfirm:  2,
+		LogFormat:       "text",
+		LogLevel:        "info",
+		PortRange:       "25432-25999",
+		Workers:         4,
+	}
+	if c != want {
+		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
+	}
+	if got := c.secretKeyPath(); got != filepath.Join("data", "secret.key") {
+		t.Errorf("secret key path = %q, want data/secret.key", got)
+	}
+	if got := c.envRoot(); !filepath.IsAbs(got) || filepath.Base(got) != "envs" {
+		t.Errorf("environment root = %q, want an absolute …/envs", got)
+	}
+}
+
+func TestConfigFromEnvironmentAndFlags(t *testing.T) {
+	cases := []struct {
+		env, flag, value string
+		got              func(Config) any
+		want             any
+	}{
+		{"PGDECK_ADDR", "addr", "0.0.0.0:9000", func(c Config) any { return c.Addr }, "0.0.0.0:9000"},
+		{"PGDECK_DATA_DIR", "data-dir", "/srv/pgdeck", func(c Config) any { return c.DataDir }, "/srv/pgdeck"},
+		{"PGDECK_DATABASE_URL", "database-url", "postgres://pgdeck@db/pgdeck", func(c Config) any { return c.DatabaseURL }, "postgres://pgdeck@db/pgdeck"},
+		{"PGDECK_MONITOR_INTERVAL", "monitor-interval", "750ms", func(c Config) any { return c.MonitorInterval }, 750 * time.Millisecond},
+		{"PGDECK_MONITOR_TIMEOUT", "monitor-timeout", "10s", func(c Config) any { return c.MonitorTimeout }, 10 * time.Second},
+		{"PGDECK_MONITOR_CONFIRM", "monitor-confirm", "3", func(c Config) any { return c.MonitorConfirm }, 3},
+		{"PGDECK_SECRET_KEY_FILE", "secret-key-file", "/etc/pgdeck/key", func(c Config) any { return c.secretKeyPath() }, "/etc/pgdeck/key"},
+		{"PGDECK_LOG_FORMAT", "log-format", "json", func(c Config) any { return c.LogFormat }, "json"},
+		{"PGDECK_LOG_LEVEL", "log-level", "debug", func(c Config) any { return c.LogLevel }, "debug"},
+		{"PGDECK_PG_BIN_DIR", "pg-bin-dir", "/opt/pg/bin", func(c Config) any { return c.PGBinDir }, "/opt/pg/bin"},
+		{"PGDECK_PORT_RANGE", "port-range", "30000-30100", func(c Config) any { return c.PortRange }, "30000-30100"},
+		{"PGDECK_WORKERS", "workers", "8", func(c Config) any { return c.Workers }, 8},
+	}
+	for _, tc := range cases {
+		t.Run(tc.env, func(t *testing.T) {
+			c, err := configFrom(nil, map[string]string{tc.env: tc.value})
+			if err != nil {
+				t.Fatalf("%s=%s: %v", tc.env, tc.value, err)
+			}
+			if got := tc.got(c); got != tc.want {
+				t.Errorf("from %s: got %v, want %v", tc.env, got, tc.want)
+			}
+			c, err = configFrom([]string{"--" + tc.flag, tc.value}, nil)
+			if err != nil {
+				t.Fatalf("--%s %s: %v", tc.flag, tc.value, err)
+			}
+			if got := tc.got(c); got != tc.want {
+				t.Errorf("from --%s: got %v, want %v", tc.flag, got, tc.want)
+			}
+		})
+	}
+
+	t.Run("a flag wins over the variable", func(t *testing.T) {
+		env := map[string]string{"PGDECK_ADDR": "127.0.0.1:7000", "PGDECK_WORKERS": "2", "PGDECK_LOG_LEVEL": "error"}
+		c, err := configFrom([]string{"--addr", "127.0.0.1:7001", "-workers=6"}, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Addr != "127.0.0.1:7001" || c.Workers != 6 {
+			t.Errorf("flags lost to variables: addr %q, workers %d", c.Addr, c.Workers)
+		}
+		if c.LogLevel != "error" {
+			t.Errorf("a variable without a flag was ignored: log level %q", c.LogLevel)
+		}
+	})
+
+	t.Run("values are trimmed", func(t *testing.T) {
+		c, err := configFrom(nil, map[string]string{"PGDECK_ADDR": "  127.0.0.1:7002 ", "PGDECK_WORKERS": " 3 "})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Addr != "127.0.0.1:7002" || c.Workers != 3 {
+			t.Errorf("addr %q, workers %d", c.Addr, c.Workers)
+		}
+	})
+
+	t.Run("TLS certificate and key", func(t *testing.T) {
+		c, err := configFrom([]string{"--tls-cert-file", "/c.pem", "--tls-key-file", "/k.pem"}, nil)
+		if err != nil || c.TLSCertFile != "/c.pem" || c.TLSKeyFile != "/k.pem" {
+			t.Errorf("TLS = %q %q, %v", c.TLSCertFile, c.TLSKeyFile, err)
+		}
+	})
+}
+
+func TestConfigRejectsBadValues(t *testing.T) {
+	cases := []struct {
+		env, value, want string
+	}{
+		{"PGDECK_MONITOR_INTERVAL", "often", "PGDECK_MONITOR_INTERVAL"},
+		{"PGDECK_MONITOR_INTERVAL", "10ms", "PGDECK_MONITOR_INTERVAL: want a duration of at least 100ms"},
+		{"PGDECK_MONITOR_TIMEOUT", "-1s", "PGDECK_MONITOR_TIMEOUT"},
+		{"PGDECK_MONITOR_TIMEOUT", "3", "PGDECK_MONITOR_TIMEOUT"},
+		{"PGDECK_MONITOR_CONFIRM", "0", "PGDECK_MONITOR_CONFIRM: want 1 to 10"},
+		{"PGDECK_MONITOR_CONFIRM", "11", "PGDECK_MONITOR_CONFIRM"},
+		{"PGDECK_WORKERS", "0", "PGDECK_WORKERS: want 1 to 64"},
+		{"PGDECK_WORKERS", "many", "PGDECK_WORKERS"},
+		{"PGDECK_WORKERS", "65", "PGDECK_WORKERS"},
+		{"PGDECK_RUNTIME", "kubernetes", "PGDECK_RUNTIME"},
+		{"PGDECK_LOG_FORMAT", "xml", "PGDECK_LOG_FORMAT: want text or json"},
+		{"PGDECK_LOG_LEVEL", "loud", "PGDECK_LOG_LEVEL: want debug, info, warn or error"},
+		{"PGDECK_PORT_RANGE", "25432", "PGDECK_PORT_RANGE"},
+		{"PGDECK_PORT_RANGE", "80-90", "PGDECK_PORT_RANGE: want LOW-HIGH within 1024-65535"},
+		{"PGDECK_PORT_RANGE", "30000-20000", "PGDECK_PORT_RANGE"},
+		{"PGDECK_PORT_RANGE", "30000-70000", "PGDECK_PORT_RANGE"},
+		{"PGDECK_TLS_CERT_FILE", "/c.pem", "PGDECK_TLS_CERT_FILE and PGDECK_TLS_KEY_FILE go together"},
+		{"PGDECK_TLS_KEY_FILE", "/k.pem", "PGDECK_TLS_CERT_FILE and PGDECK_TLS_KEY_FILE go together"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.env+"="+tc.value, func(t *testing.T) {
+			_, err := configFrom(nil, map[string]string{tc.env: tc.value})
+			if err == nil {
+				t.Fatalf("%s=%q accepted", tc.env, tc.value)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.value) && !strings.Contains(tc.env, "TLS") {
+				t.Errorf("error %q does not quote the bad value %q", err, tc.value)
+			}
+		})
+	}
+
+	t.Run("empty address and data dir given as flags", func(t *testing.T) {
+		_, err := configFrom([]string{"--addr", " ", "--data-dir", ""}, nil)
+		if err == nil || !strings.Contains(err.Error(), "PGDECK_ADDR") || !strings.Contains(err.Error(), "PGDECK_DATA_DIR") {
+			t.Errorf("err = %v, want both PGDECK_ADDR and PGDECK_DATA_DIR named", err)
+		}
+	})
+
+	t.Run("a bad flag is named after its variable", func(t *testing.T) {
+		_, err := configFrom([]string{"--workers", "0"}, map[string]string{"PGDECK_WORKERS": "4"})
+		if err == nil || !strings.Contains(err.Error(), "PGDECK_WORKERS") {
+			t.Errorf("err = %v, want PGDECK_WORKERS named", err)
+		}
+	})
+
+	t.Run("every bad value is reported at once", func(t *testing.T) {
+		_, err := configFrom(nil, map[string]string{"PGDECK_WORKERS": "0", "PGDECK_LOG_FORMAT": "xml", "PGDECK_MONITOR_INTERVAL": "x"})
+		if err == nil {
+			t.Fatal("accepted")
+		}
+		for _, v := range []string{"PGDECK_WORKERS", "PGDECK_LOG_FORMAT", "PGDECK_MONITOR_INTERVAL"} {
+			if !strings.Contains(err.Error(), v) {
+				t.Errorf("error %q does not name %s", err, v)
+			}
+		}
+	})
+
+	t.Run("unknown flag", func(t *testing.T) {
+		if _, err := configFrom([]string{"--colour", "blue"}, nil); err == nil || !strings.Contains(err.Error(), "colour") {
+			t.Errorf("err = %v, want the unknown flag named", err)
+		}
+	})
+}

@@ -471,3 +471,130 @@ func withoutDBus(s string) string {
 	}
 	return strings.Join(keep, "\n")
 }
+
+// eventually polls check every 100 ms until it reports true, and fails the
+// test with what and the page's last state (check's second result) when
+// timeout passes first. It waits; it asserts nothing by sleeping.
+func eventually(t *testing.T, ctx context.Context, what string, timeout time.Duration, check func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := check()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; the page shows %s (page: %s)", what, timeout, state, location(ctx))
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: browser gone while waiting (%v); the page showed %s", what, ctx.Err(), state)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// evaluate runs a JavaScript expression in the page and decodes its value.
+func evaluate[T any](t *testing.T, ctx context.Context, what, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("%s: %v (page: %s)", what, err, location(ctx))
+	}
+	return v
+}
+
+// markDocument leaves a mark on the page's window; stillSameDocument tells
+// later whether the page is still that document (htmx swapped parts of it)
+// or the browser loaded another one.
+func markDocument(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	mark := strconv.FormatInt(time.Now().UnixNano(), 36)
+	evaluate[string](t, ctx, "mark the document", `window.__pgdeckMark = `+strconv.Quote(mark))
+	return mark
+}
+
+// stillSameDocument fails the test when the page was loaded again since
+// markDocument returned mark.
+func stillSameDocument(t *testing.T, ctx context.Context, mark, since string) {
+	t.Helper()
+	got := evaluate[string](t, ctx, "read the document's mark", `String(window.__pgdeckMark)`)
+	if got != mark {
+		t.Fatalf("the page was loaded again since %s (mark %q, want %q): it should have updated itself in place", since, got, mark)
+	}
+}
+
+// jobStripView is the job strip under the environment header as a person
+// reads it.
+type jobStripView struct {
+	Present  bool   `json:"present"`
+	Href     string `json:"href"`     // link to the job's log: /jobs/N
+	Kind     string `json:"kind"`     // deploy, stop, start, … (lower case)
+	State    string `json:"state"`    // data-state
+	Label    string `json:"label"`    // the state badge's word
+	Step     string `json:"step"`     // #job-step
+	Progress string `json:"progress"` // #job-progress, e.g. "20%"
+	// Actions are the header's buttons, read at the same moment.
+	Actions []actionButton `json:"actions"`
+}
+
+func (j jobStripView) String() string {
+	if !j.Present {
+		return "no job strip"
+	}
+	return fmt.Sprintf("job strip %s %s [%s] %q %q %s", j.Href, j.Kind, j.State, j.Label, j.Step, j.Progress)
+}
+
+// readJobStrip reads the whole job strip at one moment.
+func readJobStrip(t *testing.T, ctx context.Context) jobStripView {
+	t.Helper()
+	return evaluate[jobStripView](t, ctx, "read the job strip", `(() => {
+		const actions = Array.from(document.querySelectorAll('#env-actions button')).map(b => ({id: b.id, label: b.innerText.trim(), disabled: b.disabled}));
+		const s = document.querySelector('#job-strip');
+		if (!s) return {present: false, actions};
+		const text = (sel) => { const e = s.querySelector(sel); return e ? e.innerText.replace(/\s+/g, ' ').trim() : ''; };
+		const link = s.querySelector('a[href^="/jobs/"]');
+		const kind = s.querySelector('strong');
+		return {
+			present: true,
+			href: link ? link.getAttribute('href') : '',
+			kind: kind ? kind.textContent.trim().toLowerCase() : '',
+			state: s.dataset.state || '',
+			label: text('[data-testid=job-state]'),
+			step: text('#job-step'),
+			progress: text('#job-progress'),
+			actions,
+		};
+	})()`)
+}
+
+// healthView is a health badge: its status, word and colour class.
+type healthView struct {
+	Status string `json:"status"`
+	Text   string `json:"text"`
+	Class  string `json:"class"`
+}
+
+func (h healthView) String() string { return fmt.Sprintf("badge %q (%s, %s)", h.Text, h.Status, h.Class) }
+
+// readHealth reads the health badge at css at one moment.
+func readHealth(t *testing.T, ctx context.Context, css string) healthView {
+	t.Helper()
+	return evaluate[healthView](t, ctx, "read the health badge "+css, fmt.Sprintf(`(() => {
+		const e = document.querySelector(%q);
+		return e ? {status: e.dataset.status || '', text: e.innerText.trim(), class: e.className} : {};
+	})()`, css))
+}
+
+// actionButton is one button of the environment header's actions.
+type actionButton struct {
+	ID       string `json:"id"`
+	Label    string `json:"label"`
+	Disabled bool   `json:"disabled"`
+}
+
+// readActions reads the environment header's action buttons in order.
+func readActions(t *testing.T, ctx context.Context) []actionButton {
+	t.Helper()
+	return evaluate[[]actionButton](t, ctx, "read the action buttons", `Array.from(document.querySelectorAll('#env-actions button')).map(b => ({id: b.id, label: b.innerText.trim(), disabled: b.disabled}))`)
+}

@@ -73,6 +73,17 @@ func cliDataDir(t *testing.T) string {
 				return // keep the files of a server that may still run
 			}
 		}
+		// A safety net: these tests deploy no environment, but should one
+		// run, it is stopped before its files go.
+		if pids := livePostgresIn(dir); len(pids) > 0 {
+			t.Errorf("processes %v were left running in %s; stopping them", pids, dir)
+			for _, pid := range pids {
+				syscall.Kill(pid, syscall.SIGINT)
+			}
+			for deadline := time.Now().Add(30 * time.Second); len(livePostgresIn(dir)) > 0 && time.Now().Before(deadline); {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
 		os.RemoveAll(dir)
 	})
 	return dir

@@ -785,6 +785,7 @@ func (h *harness) checkFailedDeploy(j store.Job, name string, msgs ...string) {
 	if j.State != store.JobFailed {
 		h.t.Fatalf("deploy: state %q, want failed; log:\n%s", j.State, strings.Join(log, "\n"))
 	}
+	h.t.Logf("the failed deploy's error: %s", j.Error)
 	for _, m := range append([]string{"initdb"}, msgs...) {
 		if !strings.Contains(j.Error, m) {
 			h.t.Errorf("job error lacks %q: %s", m, j.Error)

@@ -211,7 +211,9 @@ func (c *Cluster) initdb(ctx context.Context, initdb string, opt InitOptions) er
 			return nil
 		}
 		lastErr = fmt.Errorf("pgexec: initdb %s: %w: %s", c.DataDir, err, strings.TrimSpace(string(out)))
-		if !strings.Contains(string(out), "locale") {
+		// Only a missing locale is worth another try: initdb's banner always
+		// mentions "locale", so matching that word retried every failure.
+		if !strings.Contains(string(out), "invalid locale name") {
 			break
 		}
 	}

@@ -1,0 +1,501 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"pgdeck/provisioner/pgexec"
+)
+
+// crashStep is the deploy step during which the test kills pgdeck: initdb
+// takes long enough (~2 s) to be caught in it.
+const crashStep = "Creating the PostgreSQL cluster"
+
+// crashBox is a real pgdeck binary run as a subprocess on its own data
+// folder, address and port window.
+type crashBox struct {
+	t      *testing.T
+	bin    string
+	data   string
+	addr   string
+	env    []string
+	binPG string
+	runAs  pgexec.RunAs
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	logs *crashLog
+	runs int
+}
+
+// crashLog collects a subprocess's output safely.
+type crashLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *crashLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *crashLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func newCrashBox(t *testing.T) *crashBox {
+	t.Helper()
+	binPG, err := pgexec.FindBinDir(os.Getenv("PGDECK_PG_BIN_DIR"))
+	if err != nil {
+		t.Fatalf("the PostgreSQL server binaries are required (install them with: apt-get install -y postgresql): %v", err)
+	}
+	runAs, err := pgexec.DefaultRunAs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Short: unix socket paths are limited to 107 bytes.
+	tmp, err := os.MkdirTemp("", "pgd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(goruntime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(tmp, "pgdeck")
+	build := exec.Command(goBin, "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	lo := 30000 + mrand.IntN(49)*200
+	b := &crashBox{t: t, bin: bin, data: filepath.Join(tmp, "data"), addr: addr, binPG: binPG, runAs: runAs}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PGDECK_") && !strings.HasPrefix(kv, "PG") {
+			b.env = append(b.env, kv)
+		}
+	}
+	b.env = append(b.env,
+		"PGDECK_DATA_DIR="+b.data,
+		"PGDECK_ADDR="+addr,
+		fmt.Sprintf("PGDECK_PORT_RANGE=%d-%d", lo, lo+199),
+		"PGDECK_PG_BIN_DIR="+binPG,
+		"PGDECK_LOG_LEVEL=debug",
+	)
+	t.Cleanup(b.cleanup)
+	return b
+}
+
+// start starts pgdeck and waits until it serves.
+func (b *crashBox) start() {
+	b.t.Helper()
+	b.mu.Lock()
+	b.runs++
+	b.logs = &crashLog{}
+	cmd := exec.Command(b.bin)
+	cmd.Env = b.env
+	cmd.Stdout, cmd.Stderr = b.logs, b.logs
+	if err := cmd.Start(); err != nil {
+		b.mu.Unlock()
+		b.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	b.cmd, b.done = cmd, done
+	b.mu.Unlock()
+
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			b.t.Fatalf("pgdeck (run %d) exited before serving: %v\n%s", b.runs, cmd.ProcessState, b.logs)
+		default:
+		}
+		resp, err := http.Get("http://" + b.addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if i > 1200 {
+			b.t.Fatalf("pgdeck (run %d) does not serve /healthz: %v\n%s", b.runs, err, b.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill sends sig to pgdeck (only the pgdeck process, not its children) and
+// waits for it to exit.
+func (b *crashBox) kill(sig syscall.Signal) {
+	b.t.Helper()
+	b.mu.Lock()
+	cmd, done := b.cmd, b.done
+	b.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		b.t.Fatalf("signal pgdeck: %v", err)
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+		b.t.Fatalf("pgdeck did not exit on %v\n%s", sig, b.logs)
+	}
+	b.mu.Lock()
+	b.cmd = nil
+	b.mu.Unlock()
+}
+
+// cli runs a pgdeck command on the same data folder.
+func (b *crashBox) cli(stdin string, args ...string) string {
+	b.t.Helper()
+	cmd := exec.Command(b.bin, args...)
+	cmd.Env = b.env
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.t.Fatalf("pgdeck %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// api calls the JSON API and decodes the answer into out.
+func (b *crashBox) api(method, path, token, body string, out any) int {
+	b.t.Helper()
+	req, err := http.NewRequest(method, "http://"+b.addr+path, strings.NewReader(body))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			b.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+type crashJob struct {
+	ID          int64    `json:"id"`
+	Environment string   `json:"environment"`
+	Kind        string   `json:"kind"`
+	State       string   `json:"state"`
+	Step        string   `json:"step"`
+	Error       string   `json:"error"`
+	Log         []string `json:"log"`
+}
+
+func (b *crashBox) job(token string, id int64) crashJob {
+	b.t.Helper()
+	var j crashJob
+	if code := b.api(http.MethodGet, "/api/v1/jobs/"+strconv.FormatInt(id, 10), token, "", &j); code != http.StatusOK {
+		b.t.Fatalf("GET job %d: %d", id, code)
+	}
+	return j
+}
+
+func (b *crashBox) controlData() string { return filepath.Join(b.data, "control", "pgdata") }
+
+func (b *crashBox) envData(name string) string {
+	return filepath.Join(b.data, "envs", name, "primary", "pgdata")
+}
+
+// pgctlStop stops the cluster in dataDir with pg_ctl, as the user that runs
+// PostgreSQL.
+func (b *crashBox) pgctlStop(dataDir string) error {
+	if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(b.binPG, "pg_ctl"), "stop", "-w", "-t", "60", "-m", "fast", "-D", dataDir)
+	cmd.Dir = "/"
+	if b.runAs.Set && b.runAs.UID != os.Geteuid() {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(b.runAs.UID), Gid: uint32(b.runAs.GID)}}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil && len(crashPostgresUnder(dataDir)) > 0 {
+		return fmt.Errorf("pg_ctl stop -D %s: %v: %s", dataDir, err, out)
+	}
+	return nil
+}
+
+// cleanup leaves nothing running: pgdeck, the environments' clusters, the
+// control-plane cluster and any initdb orphaned by the kill.
+func (b *crashBox) cleanup() {
+	b.mu.Lock()
+	cmd, done := b.cmd, b.done
+	b.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Kill()
+		<-done
+	}
+	dirs, _ := filepath.Glob(filepath.Join(b.data, "envs", "*", "primary", "pgdata"))
+	for _, d := range append(dirs, b.controlData()) {
+		if err := b.pgctlStop(d); err != nil {
+			b.t.Errorf("cleanup: %v", err)
+		}
+	}
+	root := filepath.Dir(b.data)
+	for _, pid := range crashProcessesUnder(root, "initdb") {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if pids := crashPostgresUnder(root); len(pids) > 0 {
+		b.t.Errorf("cleanup: PostgreSQL processes left under %s: %v (killing them)", root, pids)
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// crashProcStat reads a process's name, state and parent.
+func crashProcStat(pid int) (comm string, state byte, ppid int, ok bool) {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", 0, 0, false
+	}
+	open, closeIdx := bytes.IndexByte(raw, '('), bytes.LastIndexByte(raw, ')')
+	if open < 0 || closeIdx < open {
+		return "", 0, 0, false
+	}
+	f := strings.Fields(string(raw[closeIdx+1:]))
+	if len(f) < 2 {
+		return "", 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return string(raw[open+1 : closeIdx]), f[0][0], ppid, true
+}
+
+// crashProcessesUnder lists live processes named one of names whose
+// working directory or command line mentions dir.
+func crashProcessesUnder(dir string, names ...string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, state, _, ok := crashProcStat(pid)
+		if !ok || state == 'Z' || state == 'X' || !slices.Contains(names, comm) {
+			continue
+		}
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		cwd = strings.TrimSuffix(cwd, " (deleted)")
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if cwd == dir || strings.HasPrefix(cwd, dir+"/") || bytes.Contains(cmdline, []byte(dir+"/")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// crashPostgresUnder lists live PostgreSQL server processes working in dir
+// or below.
+func crashPostgresUnder(dir string) []int {
+	var out []int
+	for _, pid := range crashProcessesUnder(dir, "postgres", "postmaster") {
+		cwd, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "cwd"))
+		cwd = strings.TrimSuffix(cwd, " (deleted)")
+		if cwd == dir || strings.HasPrefix(cwd, dir+"/") {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// crashPostmasters lists the postmasters of dataDir: its server processes
+// whose parent is not one of them.
+func crashPostmasters(dataDir string) []int {
+	pids := crashPostgresUnder(dataDir)
+	var out []int
+	for _, pid := range pids {
+		if _, _, ppid, ok := crashProcStat(pid); ok && !slices.Contains(pids, ppid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func crashReadConf(t *testing.T, path string) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
+
+// TestCrashDuringDeploy kills pgdeck (kill -9) while a deploy runs initdb,
+// starts it again, and checks that the job ends (resumed or failed with a
+// reason) and leaves the environment consistent.
+func TestCrashDuringDeploy(t *testing.T) {
+	b := newCrashBox(t)
+	b.start()
+	b.cli("a long enough password\n", "user", "add", "--email", "ops@example.com", "--role", "owner")
+	out := b.cli("", "token", "add", "--email", "ops@example.com")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	fields := strings.Fields(lines[len(lines)-1])
+	token := fields[len(fields)-1]
+
+	var created map[string]any
+	body := `{"name": "crash", "odoo_version": "18.0", "stage": "staging", "plan": "pro"}`
+	if code := b.api(http.MethodPost, "/api/v1/environments", token, body, &created); code != http.StatusCreated {
+		t.Fatalf("POST /api/v1/environments: %d %v\n%s", code, created, b.logs)
+	}
+	// The first job of a fresh pgdeck is the deploy that creating queued.
+	const jobID = 1
+	j := b.job(token, jobID)
+	if j.Environment != "crash" || j.Kind != "deploy" {
+		t.Fatalf("job %d = %+v, want the deploy of crash", jobID, j)
+	}
+	for i := 0; !(j.State == "running" && j.Step == crashStep); i++ {
+		if j.State == "succeeded" || j.State == "failed" || i > 6000 {
+			t.Fatalf("never saw the job in step %q: %+v\n%s", crashStep, j, b.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+		j = b.job(token, jobID)
+	}
+	b.kill(syscall.SIGKILL)
+	firstLogs := b.logs.String()
+	orphans := crashProcessesUnder(b.data, "initdb")
+	t.Logf("killed pgdeck during %q; initdb processes left behind: %v", j.Step, orphans)
+
+	b.start()
+	for i := 0; j.State == "queued" || j.State == "running"; i++ {
+		if i > 6000 {
+			t.Fatalf("the job did not end after the restart: %+v\nfirst run:\n%s\nsecond run:\n%s", j, firstLogs, b.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+		j = b.job(token, jobID)
+	}
+	t.Logf("after the restart the job ended %s (error %q); log:\n%s", j.State, j.Error, strings.Join(j.Log, "\n"))
+	if !strings.Contains(strings.Join(j.Log, "\n"), `pgdeck restarted during step "`+crashStep+`"`) {
+		t.Errorf("the job's log does not tell that pgdeck restarted during %q", crashStep)
+	}
+
+	var env struct {
+		Name         string `json:"name"`
+		DesiredState string `json:"desired_state"`
+		Port         *int   `json:"port"`
+		Database     string `json:"database"`
+		User         string `json:"user"`
+	}
+	if code := b.api(http.MethodGet, "/api/v1/environments/crash", token, "", &env); code != http.StatusOK {
+		t.Fatalf("GET environment: %d", code)
+	}
+	dataDir := b.envData("crash")
+	switch j.State {
+	case "succeeded":
+		if env.Port == nil || env.Database != "crash" || env.User != "odoo_crash" {
+			t.Fatalf("after a resumed deploy: %+v", env)
+		}
+		conf := crashReadConf(t, filepath.Join(b.data, "envs", "crash", "odoo.conf"))
+		if conf["db_port"] != strconv.Itoa(*env.Port) || conf["db_user"] != env.User || conf["db_name"] != env.Database {
+			t.Errorf("odoo.conf %v does not match the environment %+v", conf, env)
+		}
+		ctx := t.Context()
+		cfg, err := pgx.ParseConfig("host=127.0.0.1 sslmode=disable connect_timeout=10")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Port = uint16(*env.Port)
+		cfg.Database, cfg.User, cfg.Password = conf["db_name"], conf["db_user"], conf["db_password"]
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatalf("the role cannot connect after the resumed deploy: %v", err)
+		}
+		var super bool
+		if err := conn.QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super); err != nil || super {
+			t.Errorf("rolsuper = %v, %v", super, err)
+		}
+		conn.Close(ctx)
+		if pm := crashPostmasters(dataDir); len(pm) != 1 {
+			t.Errorf("postmasters for %s: %v, want exactly one", dataDir, pm)
+		}
+	case "failed":
+		if strings.TrimSpace(j.Error) == "" {
+			t.Error("the job failed without a reason")
+		}
+		if pids := crashPostgresUnder(filepath.Join(b.data, "envs", "crash")); len(pids) != 0 {
+			t.Errorf("a failed deploy left PostgreSQL processes: %v", pids)
+		}
+	default:
+		t.Fatalf("job state %q", j.State)
+	}
+	if left := crashProcessesUnder(b.data, "initdb"); len(left) != 0 {
+		t.Errorf("initdb processes still running: %v", left)
+	}
+
+	// A clean stop stops the control-plane cluster; environments' clusters
+	// outlive pgdeck by design.
+	b.kill(syscall.SIGTERM)
+	if _, err := os.Stat(filepath.Join(b.controlData(), "postmaster.pid")); !os.IsNotExist(err) {
+		t.Errorf("control-plane postmaster.pid after SIGTERM: %v\n%s", err, b.logs)
+	}
+	if pids := crashPostgresUnder(b.controlData()); len(pids) != 0 {
+		t.Errorf("control-plane processes after SIGTERM: %v", pids)
+	}
+	if j.State == "succeeded" {
+		if pm := crashPostmasters(dataDir); len(pm) != 1 {
+			t.Errorf("the environment's cluster did not outlive pgdeck: postmasters %v", pm)
+		}
+	}
+	if err := b.pgctlStop(dataDir); err != nil {
+		t.Error(err)
+	}
+	if pids := crashPostgresUnder(b.data); len(pids) != 0 {
+		t.Errorf("PostgreSQL processes after stopping everything: %v", pids)
+	}
+}

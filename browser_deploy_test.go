@@ -99,6 +99,16 @@ func TestBrowserDeployLifecycle(t *testing.T) {
 		return h.Status == "running" && h.Text == "Running" && strings.Contains(h.Class, "badge-ok"), h.String()
 	})
 	stillSameDocument(t, ctx, mark, "creating the environment")
+	// What the first deploy made shows up under the tabs without a reload:
+	// the connection details, and a delete button no longer held back.
+	eventually(t, ctx, "the connection details and an enabled delete button appear", 10*time.Second, func() (bool, string) {
+		st := evaluate[string](t, ctx, "read the cards", `(() => {
+			const d = document.querySelector('#delete-submit');
+			return (document.querySelector('#connection-card #reveal-password') ? 'connection details' : 'no connection details') +
+				', delete ' + (d ? (d.disabled ? 'disabled' : 'enabled') : 'missing');
+		})()`)
+		return st == "connection details, delete enabled", st
+	})
 	if a := readActions(t, ctx); !sameActions(a, "action-redeploy", "action-restart", "action-stop") || anyDisabled(a) {
 		t.Errorf("actions of a running environment = %+v, want Redeploy, Restart, Stop, all enabled", a)
 	}
@@ -149,7 +159,9 @@ func TestBrowserDeployLifecycle(t *testing.T) {
 	deployJob := readJobStrip(t, ctx).Href
 	do(t, ctx, "click Stop", chromedp.Click(chromedp.ID("action-stop")))
 	stopJob, sawDisabled := watchJob(t, ctx, "stop", deployJob, jobWait)
-	if !sawDisabled {
+	if sawDisabled {
+		t.Logf("while the stop job ran the page showed Redeploy disabled")
+	} else {
 		t.Logf("the stop job ended before the page showed it running; checking the buttons afterwards only")
 	}
 	if a := readActions(t, ctx); !sameActions(a, "action-redeploy", "action-start") || anyDisabled(a) {
@@ -159,6 +171,14 @@ func TestBrowserDeployLifecycle(t *testing.T) {
 		h := readHealth(t, ctx, headBadge)
 		return h.Status == "stopped" && h.Text == "Stopped" && strings.Contains(h.Class, "badge-muted"), h.String()
 	})
+	// The Database card tells the same story as the header soon after.
+	eventually(t, ctx, "the Database card's badge agrees: Stopped", 3*time.Second, func() (bool, string) {
+		h := readHealth(t, ctx, "#database-card [data-testid=health-badge]")
+		return h.Status == "stopped" && h.Text == "Stopped", h.String()
+	})
+	if up := textOf(t, ctx, "#db-uptime"); up != "–" {
+		t.Errorf("uptime of a stopped database = %q, want –", up)
+	}
 	stillSameDocument(t, ctx, mark, "clicking Stop")
 	screenshot(t, ctx, "12-environment-stopped")
 
@@ -303,7 +323,9 @@ func textOf(t *testing.T, ctx context.Context, css string) string {
 	return evaluate[string](t, ctx, "read "+css, `(() => { const e = document.querySelector(`+jsString(css)+`); return e ? e.innerText.trim() : ''; })()`)
 }
 
-func jsString(s string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'" }
+func jsString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
 
 // sameActions reports whether the buttons are exactly ids, in that order.
 func sameActions(a []actionButton, ids ...string) bool {

@@ -575,7 +575,9 @@ type healthView struct {
 	Class  string `json:"class"`
 }
 
-func (h healthView) String() string { return fmt.Sprintf("badge %q (%s, %s)", h.Text, h.Status, h.Class) }
+func (h healthView) String() string {
+	return fmt.Sprintf("badge %q (%s, %s)", h.Text, h.Status, h.Class)
+}
 
 // readHealth reads the health badge at css at one moment.
 func readHealth(t *testing.T, ctx context.Context, css string) healthView {

@@ -34,13 +34,13 @@ const crashStep = "Creating the PostgreSQL cluster"
 // crashBox is a real pgdeck binary run as a subprocess on its own data
 // folder, address and port window.
 type crashBox struct {
-	t      *testing.T
-	bin    string
-	data   string
-	addr   string
-	env    []string
+	t     *testing.T
+	bin   string
+	data  string
+	addr  string
+	env   []string
 	binPG string
-	runAs  pgexec.RunAs
+	runAs pgexec.RunAs
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -67,7 +67,26 @@ func (l *crashLog) String() string {
 	return l.buf.String()
 }
 
-func newCrashBox(t *testing.T) *crashBox {
+// buildPgdeck builds the real binary into a temporary folder.
+func buildPgdeck(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pgd-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(goruntime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(dir, "pgdeck")
+	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func newCrashBox(t *testing.T, bin string) *crashBox {
 	t.Helper()
 	binPG, err := pgexec.FindBinDir(os.Getenv("PGDECK_PG_BIN_DIR"))
 	if err != nil {
@@ -83,16 +102,6 @@ func newCrashBox(t *testing.T) *crashBox {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(tmp) })
-
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(goruntime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(tmp, "pgdeck")
-	build := exec.Command(goBin, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -381,7 +390,15 @@ func crashReadConf(t *testing.T, path string) map[string]string {
 // starts it again, and checks that the job ends (resumed or failed with a
 // reason) and leaves the environment consistent.
 func TestCrashDuringDeploy(t *testing.T) {
-	b := newCrashBox(t)
+	bin := buildPgdeck(t)
+	t.Run("as the step starts", func(t *testing.T) { testCrashDuringDeploy(t, bin, false) })
+	t.Run("while initdb runs", func(t *testing.T) { testCrashDuringDeploy(t, bin, true) })
+}
+
+// testCrashDuringDeploy kills pgdeck as soon as the job reports the step,
+// or, with duringInitdb, once initdb runs for the environment.
+func testCrashDuringDeploy(t *testing.T, bin string, duringInitdb bool) {
+	b := newCrashBox(t, bin)
 	b.start()
 	b.cli("a long enough password\n", "user", "add", "--email", "ops@example.com", "--role", "owner")
 	out := b.cli("", "token", "add", "--email", "ops@example.com")
@@ -407,10 +424,25 @@ func TestCrashDuringDeploy(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		j = b.job(token, jobID)
 	}
+	if duringInitdb {
+		for i := 0; len(crashProcessesUnder(b.data, "initdb")) == 0; i++ {
+			if j = b.job(token, jobID); j.Step != crashStep || i > 20000 {
+				t.Fatalf("initdb never ran during %q: %+v\n%s", crashStep, j, b.logs)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
 	b.kill(syscall.SIGKILL)
 	firstLogs := b.logs.String()
-	orphans := crashProcessesUnder(b.data, "initdb")
-	t.Logf("killed pgdeck during %q; initdb processes left behind: %v", j.Step, orphans)
+	t.Logf("killed pgdeck during %q", j.Step)
+	// initdb dies with pgdeck: an orphan would race with the resumed job.
+	for i := 0; len(crashProcessesUnder(b.data, "initdb")) > 0; i++ {
+		if i > 200 {
+			t.Errorf("initdb outlived the killed pgdeck: %v", crashProcessesUnder(b.data, "initdb"))
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	b.start()
 	for i := 0; j.State == "queued" || j.State == "running"; i++ {
@@ -421,6 +453,9 @@ func TestCrashDuringDeploy(t *testing.T) {
 		j = b.job(token, jobID)
 	}
 	t.Logf("after the restart the job ended %s (error %q); log:\n%s", j.State, j.Error, strings.Join(j.Log, "\n"))
+	if strings.Contains(b.logs.String(), "removing what an interrupted initdb left") {
+		t.Log("the restarted pgdeck removed the folder of the interrupted initdb")
+	}
 	if !strings.Contains(strings.Join(j.Log, "\n"), `pgdeck restarted during step "`+crashStep+`"`) {
 		t.Errorf("the job's log does not tell that pgdeck restarted during %q", crashStep)
 	}
@@ -461,6 +496,17 @@ func TestCrashDuringDeploy(t *testing.T) {
 			t.Errorf("rolsuper = %v, %v", super, err)
 		}
 		conn.Close(ctx)
+		// Isolation holds after a resumed deploy: no superuser over TCP.
+		cfg.User, cfg.Database, cfg.Password = "postgres", "postgres", ""
+		if conn, err := pgx.ConnectConfig(ctx, cfg); err == nil {
+			conn.Close(ctx)
+			t.Error("the superuser connected over TCP after a resumed deploy")
+		} else if !strings.Contains(err.Error(), "pg_hba.conf rejects connection") {
+			t.Errorf("superuser over TCP: %v, want pg_hba.conf rejecting it", err)
+		}
+		if left, _ := filepath.Glob(dataDir + ".initdb-*"); len(left) != 0 {
+			t.Errorf("an interrupted initdb's folder is left: %v", left)
+		}
 		if pm := crashPostmasters(dataDir); len(pm) != 1 {
 			t.Errorf("postmasters for %s: %v, want exactly one", dataDir, pm)
 		}
@@ -470,6 +516,10 @@ func TestCrashDuringDeploy(t *testing.T) {
 		}
 		if pids := crashPostgresUnder(filepath.Join(b.data, "envs", "crash")); len(pids) != 0 {
 			t.Errorf("a failed deploy left PostgreSQL processes: %v", pids)
+		}
+		// A failed first deploy removes what it made.
+		if _, err := os.Lstat(filepath.Join(b.data, "envs", "crash")); !os.IsNotExist(err) {
+			t.Errorf("a failed deploy left its folder: %v", err)
 		}
 	default:
 		t.Fatalf("job state %q", j.State)

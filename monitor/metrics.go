@@ -88,7 +88,7 @@ func (c *storeCollector) collectHealth(ctx context.Context, ch chan<- prometheus
 		if !ok {
 			continue
 		}
-		for _, s := range store.HealthStatuses {
+		for _, s := range [...]string{store.HealthRunning, store.HealthStopped, store.HealthError} {
 			v := 0.0
 			if h.Status == s {
 				v = 1

@@ -148,6 +148,8 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *
 		m.connBase.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 		m.connBase.StatementCacheCapacity = 0
 		m.connBase.DescriptionCacheCapacity = 0
+		// Ignore PGTARGETSESSIONATTRS and the like from the environment.
+		m.connBase.ValidateConnect = nil
 	}
 	return m
 }
@@ -212,7 +214,11 @@ func (m *Monitor) Stop() {
 // for a free slot) to finish in the background. Checks record their own
 // failures; the error is about listing the environments.
 func (m *Monitor) Tick(ctx context.Context) error {
-	envs, err := m.st.ListEnvironments(ctx)
+	// The round's own store queries are bounded too: a hung control-plane
+	// database must not hold the round forever.
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	envs, err := m.st.ListEnvironments(sctx)
 	if err != nil {
 		return fmt.Errorf("monitor: %w", err)
 	}
@@ -222,7 +228,7 @@ func (m *Monitor) Tick(ctx context.Context) error {
 			deployed = append(deployed, e)
 		}
 	}
-	seed, err := m.seed(ctx, deployed)
+	seed, err := m.seed(sctx, deployed)
 	if err != nil {
 		return err
 	}
@@ -254,7 +260,7 @@ func (m *Monitor) Tick(ctx context.Context) error {
 		}()
 	}
 
-	m.prune(ctx)
+	m.prune(sctx)
 
 	ended := make(chan struct{})
 	go func() {
@@ -521,7 +527,10 @@ func (m *Monitor) record(ctx context.Context, e store.Environment, es *envState,
 		h.Stale = prev.FiguresAt != nil
 	}
 
-	wctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	// Once decided, the result is written even if the monitor is being
+	// stopped: a write cut off by cancellation may still commit on the
+	// server after Run has returned.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	err := m.st.UpsertHealth(wctx, h)
 	if err == nil {
@@ -532,9 +541,7 @@ func (m *Monitor) record(ctx context.Context, e store.Environment, es *envState,
 		return
 	}
 	if err != nil {
-		if ctx.Err() == nil {
-			m.log.Warn("storing health failed", "env", e.Name, "error", err)
-		}
+		m.log.Warn("storing health failed", "env", e.Name, "error", err)
 		return
 	}
 	m.mu.Lock()

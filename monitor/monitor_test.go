@@ -379,13 +379,20 @@ func TestRunStops(t *testing.T) {
 		before := len(f.history(env))
 		waitFor(t, 200, func() bool { return len(f.history(env)) > before })
 		m.Stop()
+		// Stop returned once Run's work ended; its return value follows.
 		select {
 		case err := <-done:
 			if err != nil {
 				t.Errorf("Run returned %v after Stop, want nil", err)
 			}
-		default:
-			t.Fatal("Stop returned before Run did")
+		case <-time.After(30 * time.Second):
+			t.Fatal("Run did not return after Stop")
+		}
+		m.mu.Lock()
+		left := len(m.inFlight)
+		m.mu.Unlock()
+		if left != 0 {
+			t.Errorf("%d checks still in flight after Stop", left)
 		}
 		m.Stop()
 		// It can run again after a stop.

@@ -65,6 +65,11 @@ func (p *Provisioner) execute(ctx context.Context, j store.Job) {
 
 func (r *run) do(ctx context.Context) error {
 	if r.job.EnvironmentID == nil {
+		if Kind(r.job.Kind) == KindDelete {
+			// A delete cut short after the row went (which set the job's
+			// environment_id to NULL): finish the folder.
+			return r.p.removeAll(ctx, r.job.EnvName)
+		}
 		return errors.New("the environment no longer exists")
 	}
 	env, err := r.p.store.EnvironmentByID(ctx, *r.job.EnvironmentID)

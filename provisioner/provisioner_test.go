@@ -121,8 +121,10 @@ func primary(env string) runtime.InstanceID {
 	return runtime.InstanceID{Env: env, Role: runtime.RolePrimary}
 }
 
-func (h *harness) envDir(name string) string  { return filepath.Join(h.root, name) }
-func (h *harness) dataDir(name string) string { return filepath.Join(h.root, name, "primary", "pgdata") }
+func (h *harness) envDir(name string) string { return filepath.Join(h.root, name) }
+func (h *harness) dataDir(name string) string {
+	return filepath.Join(h.root, name, "primary", "pgdata")
+}
 
 func (h *harness) createEnv(name string) store.Environment {
 	h.t.Helper()
@@ -847,6 +849,14 @@ func TestDeployWhenInitdbFails(t *testing.T) {
 	}
 
 	// With the limit lifted the same environment deploys, on the same port.
+	// A file where the data directory goes is what a crash could leave: it is
+	// replaced, not a reason to fail.
+	if err := os.MkdirAll(filepath.Dir(h.dataDir("broken")), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.dataDir("broken"), []byte("not a data directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	h.succeed("broken", provisioner.KindDeploy)
 	e2 := h.env("broken")
 	if !e2.Deployed() || *e2.Port != *e.Port {
@@ -1111,4 +1121,51 @@ func TestWorkers(t *testing.T) {
 	}
 	// A second stop of a stopped provisioner is harmless too.
 	cancel()
+}
+
+func TestResumeDeleteAfterCrash(t *testing.T) {
+	for _, rowGone := range []bool{false, true} {
+		name := "delhalf"
+		if rowGone {
+			name = "delrowgone"
+		}
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t)
+			ctx := t.Context()
+			e := h.deploy(name)
+			j := h.enqueue(name, provisioner.KindDelete)
+			// What a worker had done when pgdeck was killed: the server
+			// stopped and removed, and maybe the row deleted too (the last
+			// step; the job was not marked finished yet).
+			if _, err := h.st.Pool.Exec(ctx, `UPDATE jobs SET state = 'running', attempts = 1, started_at = now(),
+				step = 'Stopping and removing PostgreSQL', progress = 20 WHERE id = $1`, j.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.rt.Remove(ctx, primary(name)); err != nil {
+				t.Fatal(err)
+			}
+			if rowGone {
+				if err := h.st.DeleteEnvironment(ctx, e.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := h.p.Reconcile(ctx); err != nil {
+				t.Fatal(err)
+			}
+			h.runOne()
+			h.wantSucceeded(h.job(j.ID))
+			if _, err := h.st.EnvironmentByName(ctx, name); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("environment after the resumed delete: %v", err)
+			}
+			if _, err := os.Lstat(h.envDir(name)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("folder after the resumed delete: %v", err)
+			}
+			if pids := postgresUnder(h.envDir(name)); len(pids) != 0 {
+				t.Errorf("processes after the resumed delete: %v", pids)
+			}
+			if !portFree(*e.Port) {
+				t.Errorf("port %d still taken", *e.Port)
+			}
+		})
+	}
 }

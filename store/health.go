@@ -17,9 +17,6 @@ const (
 	HealthError   = "error"
 )
 
-// HealthStatuses lists every database health status, in display order.
-var HealthStatuses = []string{HealthRunning, HealthStopped, HealthError}
-
 // Health is the latest health result of an environment's primary, written
 // by the monitor. Status changes only once several checks agree; CheckedAt
 // and the figures follow every check.

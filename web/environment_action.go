@@ -51,6 +51,7 @@ func (s *Server) runAction(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		c.Response().Header().Set("HX-Trigger", "env-changed")
 		return s.renderFragment(c, http.StatusAccepted, views.EnvironmentHeader(ep))
 	}
 	s.flash(c, "info", strings.ToUpper(string(kind[:1]))+string(kind[1:])+" of "+e.Name+" queued.")

@@ -68,7 +68,24 @@ func (s *Server) showEnvironmentLive(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if !ep.Busy() {
+		// This is polled only while a job runs: the job has just ended.
+		c.Response().Header().Set("HX-Trigger", "env-changed")
+	}
 	return s.renderFragment(c, http.StatusOK, views.EnvironmentHeader(ep))
+}
+
+// showOverviewBody is the Overview's cards, fetched again when a job starts or ends.
+func (s *Server) showOverviewBody(c echo.Context) error {
+	e, err := s.environment(c)
+	if err != nil {
+		return err
+	}
+	ep, err := s.environmentPage(c, e)
+	if err != nil {
+		return err
+	}
+	return s.renderFragment(c, http.StatusOK, views.OverviewBody(ep))
 }
 
 // showDatabaseCard is the Overview's self-refreshing database card.
@@ -94,5 +111,7 @@ func (s *Server) showEnvironmentHealth(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// The Database card listens for this and refreshes with the badge.
+	c.Response().Header().Set("HX-Trigger", "health-refreshed")
 	return s.renderFragment(c, http.StatusOK, views.HealthCell(e.Name, healthOf(e, st)))
 }

@@ -59,6 +59,7 @@ func (s *Server) routes() {
 	app.GET("/environments/:name/settings/database", s.showDatabaseTab)
 	app.GET("/environments/:name/live", s.showEnvironmentLive)
 	app.GET("/environments/:name/database-card", s.showDatabaseCard)
+	app.GET("/environments/:name/overview-body", s.showOverviewBody)
 	app.POST("/environments/:name/actions/:action", s.runAction, s.requireChanger)
 	app.POST("/environments/:name/delete", s.deleteEnvironment, s.requireChanger)
 	app.POST("/environments/:name/reveal", s.revealPassword, s.requireAdmin)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -183,14 +184,21 @@ func (c *Cluster) prepareDirs() error {
 
 // initdb creates the data directory. C.UTF-8 is preferred for its ctype
 // behaviour; hosts without that locale fall back to C.
+//
+// initdb writes PG_VERSION long before it is done, so it runs in a fresh
+// sibling folder that is renamed to DataDir only once initdb succeeded: a
+// DataDir with PG_VERSION is always a whole cluster, even after pgdeck was
+// killed during initdb. initdb is also killed with pgdeck, so that no orphan
+// keeps writing while the next attempt runs.
 func (c *Cluster) initdb(ctx context.Context, initdb string, opt InitOptions) error {
 	var lastErr error
 	for _, locale := range []string{"C.UTF-8", "C"} {
-		if err := c.freshDataDir(); err != nil {
+		tmp, err := c.freshDataDir()
+		if err != nil {
 			return err
 		}
 		args := []string{
-			"-D", c.DataDir,
+			"-D", tmp,
 			"-U", c.superuser(),
 			"--auth-local=trust",
 			"--auth-host=scram-sha-256",
@@ -205,11 +213,16 @@ func (c *Cluster) initdb(ctx context.Context, initdb string, opt InitOptions) er
 			defer os.Remove(pw)
 			args = append(args, "--pwfile="+pw)
 		}
-		out, err := c.run(ctx, nil, false, initdb, args...)
+		out, err := c.runTied(ctx, initdb, args...)
 		if err == nil {
+			if err := os.Rename(tmp, c.DataDir); err != nil {
+				os.RemoveAll(tmp)
+				return fmt.Errorf("pgexec: initdb %s: %w", c.DataDir, err)
+			}
 			slog.Info("initialized postgresql cluster", "data_dir", c.DataDir, "locale", locale)
 			return nil
 		}
+		os.RemoveAll(tmp)
 		lastErr = fmt.Errorf("pgexec: initdb %s: %w: %s", c.DataDir, err, strings.TrimSpace(string(out)))
 		// Only a missing locale is worth another try: initdb's banner always
 		// mentions "locale", so matching that word retried every failure.
@@ -222,19 +235,39 @@ func (c *Cluster) initdb(ctx context.Context, initdb string, opt InitOptions) er
 	return lastErr
 }
 
-// freshDataDir removes a half-made data directory and creates an empty one
-// owned by the run-as user (initdb cannot create it in a root-owned parent).
-func (c *Cluster) freshDataDir() error {
+// initdbPattern names the folders initdb runs in before they become DataDir.
+const initdbPattern = ".initdb-*"
+
+// freshDataDir removes a half-made data directory and what earlier initdb
+// runs left (stopping server processes still working there), then creates
+// an empty folder beside DataDir for initdb, owned by the run-as user
+// (initdb cannot create it in a root-owned parent), and returns its path.
+func (c *Cluster) freshDataDir() (string, error) {
 	if _, err := os.Lstat(c.DataDir); err == nil {
 		slog.Warn("removing half-made postgresql data directory (no PG_VERSION)", "data_dir", c.DataDir)
 		if err := os.RemoveAll(c.DataDir); err != nil {
-			return fmt.Errorf("pgexec: remove half-made data directory: %w", err)
+			return "", fmt.Errorf("pgexec: remove half-made data directory: %w", err)
 		}
 	}
-	if err := os.Mkdir(c.DataDir, 0o700); err != nil {
-		return fmt.Errorf("pgexec: create data directory: %w", err)
+	leftovers, _ := filepath.Glob(c.DataDir + initdbPattern)
+	for _, d := range leftovers {
+		slog.Warn("removing what an interrupted initdb left", "dir", d)
+		if pids := serverProcesses(d); len(pids) > 0 {
+			killAll(context.Background(), pids, d)
+		}
+		if err := os.RemoveAll(d); err != nil {
+			return "", fmt.Errorf("pgexec: remove what an interrupted initdb left: %w", err)
+		}
 	}
-	return c.User.chownOne(c.DataDir)
+	tmp, err := os.MkdirTemp(filepath.Dir(c.DataDir), filepath.Base(c.DataDir)+initdbPattern)
+	if err != nil {
+		return "", fmt.Errorf("pgexec: create data directory: %w", err)
+	}
+	if err := c.User.chownOne(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	return tmp, nil
 }
 
 // Running reports whether the postmaster named in postmaster.pid is alive and
@@ -475,9 +508,24 @@ func (c *Cluster) Exec(ctx context.Context, stdin []byte, name string, args ...s
 	return out, nil
 }
 
+// runTied runs a program like run, but it is killed when pgdeck dies.
+func (c *Cluster) runTied(ctx context.Context, path string, args ...string) ([]byte, error) {
+	// The parent-death signal fires when the thread that started the child
+	// exits: keep that thread until the child is done.
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
+	attr := c.User.sysProcAttr(false)
+	attr.Pdeathsig = syscall.SIGKILL
+	return c.runWith(ctx, nil, attr, path, args...)
+}
+
 // run runs a program as the run-as user with a clean environment and returns
 // its combined output.
 func (c *Cluster) run(ctx context.Context, stdin []byte, setsid bool, path string, args ...string) ([]byte, error) {
+	return c.runWith(ctx, stdin, c.User.sysProcAttr(setsid), path, args...)
+}
+
+func (c *Cluster) runWith(ctx context.Context, stdin []byte, attr *syscall.SysProcAttr, path string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Dir = "/"
 	cmd.Env = c.User.env(c.BinDir,
@@ -485,7 +533,7 @@ func (c *Cluster) run(ctx context.Context, stdin []byte, setsid bool, path strin
 		"PGPORT="+strconv.Itoa(c.Port),
 		"PGUSER="+c.superuser(),
 	)
-	cmd.SysProcAttr = c.User.sysProcAttr(setsid)
+	cmd.SysProcAttr = attr
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}

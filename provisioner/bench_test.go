@@ -1,0 +1,166 @@
+package provisioner_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"pgdeck/provisioner"
+	"pgdeck/provisioner/pgexec"
+)
+
+// rawNsPerOp is what the "raw" sub-benchmark measured, for the ratio that
+// the "pgdeck" one reports.
+var rawNsPerOp float64
+
+// BenchmarkDeploy compares the deploy of one environment through the
+// provisioner (Enqueue + RunOne) with the raw steps it wraps, run from the
+// same process: initdb, pg_ctl start -w, createuser, createdb. The "pgdeck"
+// case reports the ratio as "x-raw" (goal: ≤ 1.2). Removing what an
+// iteration made is outside the timer. Run with: make bench, or
+// go test -run '^$' -bench Deploy -benchtime 3x ./provisioner/
+func BenchmarkDeploy(b *testing.B) {
+	b.Run("raw", func(b *testing.B) {
+		h := newHarness(b)
+		bin, err := pgexec.FindBinDir(os.Getenv("PGDECK_PG_BIN_DIR"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		runAs, err := pgexec.DefaultRunAs()
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := &rawCluster{b: b, bin: bin, runAs: runAs}
+		b.Cleanup(r.remove)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			r.prepare(filepath.Join(h.root, fmt.Sprintf("raw%d", i)), h.freePort())
+			b.StartTimer()
+			r.deploy()
+			b.StopTimer()
+			r.remove()
+			b.StartTimer()
+		}
+		b.StopTimer()
+		rawNsPerOp = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("pgdeck", func(b *testing.B) {
+		h := newHarness(b)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			name := fmt.Sprintf("bench%d", i)
+			h.createEnv(name)
+			b.StartTimer()
+			j := h.enqueue(name, provisioner.KindDeploy)
+			h.runOne()
+			b.StopTimer()
+			h.wantSucceeded(h.job(j.ID))
+			if i == b.N-1 {
+				b.Logf("steps of the last deploy: %s", stepDurations(b, h, j.ID))
+			}
+			h.succeed(name, provisioner.KindDelete)
+			b.StartTimer()
+		}
+		b.StopTimer()
+		if rawNsPerOp > 0 {
+			ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			b.ReportMetric(ns/rawNsPerOp, "x-raw")
+			b.Logf("deploy through pgdeck: %v per environment, raw steps: %v, ratio %.2f (goal ≤ 1.2)",
+				time.Duration(ns).Round(time.Millisecond), time.Duration(rawNsPerOp).Round(time.Millisecond), ns/rawNsPerOp)
+		}
+	})
+}
+
+// stepDurations tells how long each step of a job took, from its log.
+func stepDurations(b *testing.B, h *harness, id int64) string {
+	ls, err := h.st.JobLog(context.Background(), id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []string
+	for i := 0; i+1 < len(ls); i++ {
+		out = append(out, fmt.Sprintf("%s %v", ls[i].Line, ls[i+1].At.Sub(ls[i].At).Round(time.Millisecond)))
+	}
+	return strings.Join(out, "; ")
+}
+
+// rawCluster runs the PostgreSQL binaries directly, the way pgexec does (as
+// the postgres user when root, with a clean environment).
+type rawCluster struct {
+	b     *testing.B
+	bin   string
+	runAs pgexec.RunAs
+
+	dir, data, sock string
+	port            int
+}
+
+// prepare makes the folders of one iteration (outside the timer).
+func (r *rawCluster) prepare(dir string, port int) {
+	r.dir, r.data, r.sock, r.port = dir, filepath.Join(dir, "pgdata"), filepath.Join(dir, "run"), port
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{r.dir, 0o755}, {r.data, 0o700}, {r.sock, 0o700}} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			r.b.Fatal(err)
+		}
+		if r.runAs.Set {
+			if err := os.Chown(d.path, r.runAs.UID, r.runAs.GID); err != nil {
+				r.b.Fatal(err)
+			}
+		}
+	}
+}
+
+// deploy is what the benchmark times: the four raw steps.
+func (r *rawCluster) deploy() {
+	r.run(false, "initdb", "-D", r.data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256",
+		"--encoding=UTF8", "--locale=C.UTF-8")
+	r.run(true, "pg_ctl", "start", "-w", "-t", "60", "-D", r.data, "-l", filepath.Join(r.dir, "postgresql.log"),
+		"-o", "-c listen_addresses=127.0.0.1 -p "+strconv.Itoa(r.port)+" -k "+r.sock)
+	r.run(false, "createuser", "odoo_raw")
+	r.run(false, "createdb", "--owner=odoo_raw", "--encoding=UTF8", "--template=template0", "raw")
+}
+
+// remove stops the server and deletes the folder (outside the timer).
+func (r *rawCluster) remove() {
+	if r.dir == "" {
+		return
+	}
+	if _, err := os.Stat(filepath.Join(r.data, "postmaster.pid")); err == nil {
+		r.run(false, "pg_ctl", "stop", "-w", "-t", "60", "-m", "fast", "-D", r.data)
+	}
+	os.RemoveAll(r.dir)
+	r.dir = ""
+}
+
+func (r *rawCluster) run(setsid bool, name string, args ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(r.bin, name), args...)
+	cmd.Dir = "/"
+	home := "/"
+	if r.runAs.Home != "" {
+		home = r.runAs.Home
+	}
+	cmd.Env = []string{"HOME=" + home, "LANG=C.UTF-8", "PATH=" + r.bin + ":/usr/bin:/bin",
+		"PGHOST=" + r.sock, "PGPORT=" + strconv.Itoa(r.port), "PGUSER=postgres"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
+	if r.runAs.Set && r.runAs.UID != os.Geteuid() {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(r.runAs.UID), Gid: uint32(r.runAs.GID)}
+	}
+	cmd.WaitDelay = 10 * time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		r.b.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}

@@ -23,6 +23,16 @@ func (s *Server) environment(c echo.Context) (store.Environment, error) {
 	return e, err
 }
 
+// environmentWithPage loads the environment named in the URL and its page model.
+func (s *Server) environmentWithPage(c echo.Context) (store.Environment, views.EnvironmentPage, error) {
+	e, err := s.environment(c)
+	if err != nil {
+		return e, views.EnvironmentPage{}, err
+	}
+	ep, err := s.environmentPage(c, e)
+	return e, ep, err
+}
+
 func quoteName(s string) string {
 	if len(s) > 60 {
 		s = s[:60] + "…"
@@ -32,11 +42,7 @@ func quoteName(s string) string {
 
 // showEnvironment is the Overview tab.
 func (s *Server) showEnvironment(c echo.Context) error {
-	e, err := s.environment(c)
-	if err != nil {
-		return err
-	}
-	ep, err := s.environmentPage(c, e)
+	e, ep, err := s.environmentWithPage(c)
 	if err != nil {
 		return err
 	}
@@ -46,11 +52,7 @@ func (s *Server) showEnvironment(c echo.Context) error {
 
 // showDatabaseTab is Settings → Database.
 func (s *Server) showDatabaseTab(c echo.Context) error {
-	e, err := s.environment(c)
-	if err != nil {
-		return err
-	}
-	ep, err := s.environmentPage(c, e)
+	e, ep, err := s.environmentWithPage(c)
 	if err != nil {
 		return err
 	}
@@ -60,11 +62,7 @@ func (s *Server) showDatabaseTab(c echo.Context) error {
 
 // showEnvironmentLive is the header with actions and job strip (polled while a job runs).
 func (s *Server) showEnvironmentLive(c echo.Context) error {
-	e, err := s.environment(c)
-	if err != nil {
-		return err
-	}
-	ep, err := s.environmentPage(c, e)
+	_, ep, err := s.environmentWithPage(c)
 	if err != nil {
 		return err
 	}
@@ -77,11 +75,7 @@ func (s *Server) showEnvironmentLive(c echo.Context) error {
 
 // showOverviewBody is the Overview's cards, fetched again when a job starts or ends.
 func (s *Server) showOverviewBody(c echo.Context) error {
-	e, err := s.environment(c)
-	if err != nil {
-		return err
-	}
-	ep, err := s.environmentPage(c, e)
+	_, ep, err := s.environmentWithPage(c)
 	if err != nil {
 		return err
 	}
@@ -90,11 +84,7 @@ func (s *Server) showOverviewBody(c echo.Context) error {
 
 // showDatabaseCard is the Overview's self-refreshing database card.
 func (s *Server) showDatabaseCard(c echo.Context) error {
-	e, err := s.environment(c)
-	if err != nil {
-		return err
-	}
-	ep, err := s.environmentPage(c, e)
+	_, ep, err := s.environmentWithPage(c)
 	if err != nil {
 		return err
 	}

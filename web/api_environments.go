@@ -24,6 +24,8 @@ type apiEnvironment struct {
 	Port         *int      `json:"port"`
 	Database     string    `json:"database"`
 	User         string    `json:"user"`
+	// LastJob is the environment's newest job (its deploy, right after create).
+	LastJob *apiJob `json:"last_job"`
 }
 
 // apiHealth is the health object of an environment.
@@ -40,8 +42,13 @@ func toAPIEnvironment(e store.Environment, st envState) apiEnvironment {
 		t := v.Health.CheckedAt
 		h.CheckedAt = &t
 	}
-	return apiEnvironment{Name: e.Name, OdooVersion: e.OdooVersion, Stage: e.Stage, Plan: e.Plan,
+	out := apiEnvironment{Name: e.Name, OdooVersion: e.OdooVersion, Stage: e.Stage, Plan: e.Plan,
 		DesiredState: e.DesiredState, CreatedAt: e.CreatedAt, Health: h, Port: e.Port, Database: e.DBName, User: e.DBUser}
+	if st.job != nil {
+		j := toAPIJob(*st.job, nil)
+		out.LastJob = &j
+	}
+	return out
 }
 
 // apiListEnvironments answers GET /api/v1/environments.

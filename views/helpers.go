@@ -103,3 +103,12 @@ func progressStyle(p int) templ.SafeCSS {
 	}
 	return templ.SafeCSS("width: " + strconv.Itoa(p) + "%")
 }
+
+func anyActive(jobs []Job) bool {
+	for _, j := range jobs {
+		if j.Active() {
+			return true
+		}
+	}
+	return false
+}

@@ -66,9 +66,10 @@ test-go:
 	@mkdir -p $(TEST_OUT)
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-## bench: deploy time against the raw tools, monitor tick cost.
+## bench: deploy time against the raw tools (ratio x-raw), monitor tick cost.
+## Packages run one at a time (-p 1) so that they do not skew each other.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./provisioner/... ./monitor/...
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 5x -timeout 30m ./provisioner/ ./monitor/
 
 ## fmt: format Go and templ sources.
 fmt:

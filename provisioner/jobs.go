@@ -156,30 +156,12 @@ func (r *run) deploySteps(ctx context.Context, env store.Environment) error {
 	if err := r.p.rt.Start(ctx, id); err != nil {
 		return err
 	}
-	// A resumed deploy may find the server already running with older
-	// pg_hba.conf: reload is cheap and idempotent.
-	if _, err := r.p.rt.Exec(ctx, id, nil, "psql", "-X", "-q", "-d", "postgres", "-c", "SELECT pg_reload_conf()"); err != nil {
-		return err
-	}
-
 	r.step(ctx, "Creating the database and its role", 70)
-	sql := roleAndDatabaseSQL(env.DBName, env.DBUser, dbPassword)
+	// One psql session does it all (each psql start costs a connection):
+	// reload (a resumed deploy may find the server running with an older
+	// pg_hba.conf), the role, the database if missing, and its grants.
+	sql := provisionSQL(env.DBName, env.DBUser, dbPassword)
 	if _, err := r.p.rt.Exec(ctx, id, []byte(sql), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"); err != nil {
-		return err
-	}
-	exists, err := r.p.rt.Exec(ctx, id, nil, "psql", "-X", "-qAt", "-d", "postgres", "-c",
-		"SELECT 1 FROM pg_database WHERE datname = "+quoteLiteral(env.DBName))
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(string(exists)) != "1" {
-		if _, err := r.p.rt.Exec(ctx, id, nil, "createdb", "--owner="+env.DBUser, "--encoding=UTF8", "--template=template0", env.DBName); err != nil {
-			return err
-		}
-	}
-	grants := "REVOKE ALL ON DATABASE " + quoteIdent(env.DBName) + " FROM PUBLIC;\n" +
-		"GRANT ALL ON DATABASE " + quoteIdent(env.DBName) + " TO " + quoteIdent(env.DBUser) + ";\n"
-	if _, err := r.p.rt.Exec(ctx, id, []byte(grants), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"); err != nil {
 		return err
 	}
 
@@ -310,13 +292,20 @@ func checkConnect(ctx context.Context, port int, db, user, password string) erro
 	return conn.QueryRow(cctx, "SELECT 1").Scan(&one)
 }
 
-// roleAndDatabaseSQL creates or updates the environment's login role: never a
-// superuser, password stored as SCRAM.
-func roleAndDatabaseSQL(db, user, password string) string {
-	u, pw := quoteIdent(user), quoteLiteral(password)
-	return "SET password_encryption = 'scram-sha-256';\n" +
-		"SELECT 'CREATE ROLE " + strings.ReplaceAll(u, "'", "''") + "' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = " + quoteLiteral(user) + ")\\gexec\n" +
-		"ALTER ROLE " + u + " WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD " + pw + ";\n"
+// provisionSQL reloads the configuration, creates or updates the
+// environment's login role (never a superuser, password stored as SCRAM),
+// creates its database when missing and lets only that role connect to it.
+// Every statement can run twice without harm.
+func provisionSQL(db, user, password string) string {
+	u, d := quoteIdent(user), quoteIdent(db)
+	return "SELECT pg_reload_conf();\n" +
+		"SET password_encryption = 'scram-sha-256';\n" +
+		"SELECT " + quoteLiteral("CREATE ROLE "+u) + " WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = " + quoteLiteral(user) + ")\\gexec\n" +
+		"ALTER ROLE " + u + " WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD " + quoteLiteral(password) + ";\n" +
+		"SELECT " + quoteLiteral("CREATE DATABASE "+d+" OWNER "+u+" ENCODING 'UTF8' TEMPLATE template0") +
+		" WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = " + quoteLiteral(db) + ")\\gexec\n" +
+		"REVOKE ALL ON DATABASE " + d + " FROM PUBLIC;\n" +
+		"GRANT ALL ON DATABASE " + d + " TO " + u + ";\n"
 }
 
 // dbName is the environment's database name (Odoo's db_name).

@@ -61,7 +61,14 @@ type Config struct {
 	PollInterval time.Duration
 	// JobTimeout bounds one job.
 	JobTimeout time.Duration
+	// RequeueInterval is how often Run looks for jobs whose instance went
+	// away (another pgdeck sharing the store was killed) to resume them.
+	RequeueInterval time.Duration
 }
+
+// poolSpare is how many of the store's connections Run leaves to everything
+// but the jobs: each running job keeps one for its lock.
+const poolSpare = 8
 
 // Provisioner queues and runs jobs.
 type Provisioner struct {
@@ -71,6 +78,12 @@ type Provisioner struct {
 	box   *secret.Box
 	log   *slog.Logger
 	wake  chan struct{}
+
+	mu sync.Mutex
+	// running holds the ids of the jobs this process runs now: never
+	// requeued, even if the session holding a job's lock was lost (the
+	// control-plane database restarted) while its worker goes on.
+	running map[int64]bool
 }
 
 // New builds a provisioner.
@@ -84,7 +97,10 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *
 	if cfg.JobTimeout <= 0 {
 		cfg.JobTimeout = 10 * time.Minute
 	}
-	return &Provisioner{cfg: cfg, store: st, rt: rt, box: box, log: log, wake: make(chan struct{}, 1)}
+	if cfg.RequeueInterval <= 0 {
+		cfg.RequeueInterval = 30 * time.Second
+	}
+	return &Provisioner{cfg: cfg, store: st, rt: rt, box: box, log: log, wake: make(chan struct{}, 1), running: map[int64]bool{}}
 }
 
 // Enqueue checks that kind makes sense for env now and queues the job.
@@ -145,21 +161,26 @@ func checkAction(env store.Environment, kind Kind) error {
 	return nil
 }
 
-// Run reconciles, then runs workers until ctx ends. Jobs in flight when ctx
-// ends are allowed to finish their current step sequence (bounded by
-// JobTimeout); no new job is claimed.
+// Run reconciles, then runs workers until ctx ends, and every
+// RequeueInterval resumes jobs whose instance went away. Jobs in flight when
+// ctx ends are allowed to finish their current step sequence (bounded by
+// JobTimeout); no new job is claimed. Each running job keeps one of the
+// store's connections, so at most MaxConns-8 workers run.
 func (p *Provisioner) Run(ctx context.Context) error {
 	if err := p.Reconcile(ctx); err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	for i := 0; i < p.cfg.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.worker(ctx)
-		}()
+	workers := p.cfg.Workers
+	if most := max(1, int(p.store.Pool.Config().MaxConns)-poolSpare); workers > most {
+		p.log.Warn("fewer workers than configured: each running job holds a store connection; raise pool_max_conns in the database URL",
+			"workers", workers, "running", most, "pool_max_conns", p.store.Pool.Config().MaxConns)
+		workers = most
 	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() { p.worker(ctx) })
+	}
+	wg.Go(func() { p.requeueLoop(ctx) })
 	wg.Wait()
 	return nil
 }
@@ -179,9 +200,59 @@ func (p *Provisioner) worker(ctx context.Context) {
 	}
 }
 
-// RunOne claims and runs one queued job; false when none was waiting.
+// requeueLoop resumes, every RequeueInterval, the jobs left running by an
+// instance that went away, and wakes a worker for them.
+func (p *Provisioner) requeueLoop(ctx context.Context) {
+	t := time.NewTicker(p.cfg.RequeueInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := p.requeueOrphans(ctx, "resuming a job whose pgdeck instance went away",
+			`the pgdeck instance running this job went away during step "%s"; resuming the job`)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Error("requeue jobs of instances that went away", "error", err)
+			}
+			continue
+		}
+		if n > 0 {
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// requeueOrphans queues again the running jobs that no live instance owns,
+// logging msg for each and adding jobLine (a format taking the step) to its
+// job log.
+func (p *Provisioner) requeueOrphans(ctx context.Context, msg, jobLine string) (int, error) {
+	p.mu.Lock()
+	mine := make([]int64, 0, len(p.running))
+	for id := range p.running {
+		mine = append(mine, id)
+	}
+	p.mu.Unlock()
+	requeued, err := p.store.RequeueRunningJobs(ctx, mine...)
+	if err != nil {
+		return 0, err
+	}
+	for _, j := range requeued {
+		p.log.Warn(msg, "job_id", j.ID, "env", j.EnvName, "kind", j.Kind, "step", j.Step)
+		_ = p.store.AppendJobLog(ctx, j.ID, fmt.Sprintf(jobLine, j.Step))
+	}
+	return len(requeued), nil
+}
+
+// RunOne claims and runs one queued job; false when none was waiting. The
+// job's lock (its ownership) is released once the job is finished.
 func (p *Provisioner) RunOne(ctx context.Context) bool {
-	j, err := p.store.ClaimJob(ctx)
+	j, lock, err := p.store.ClaimJob(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		return false
 	}
@@ -191,6 +262,15 @@ func (p *Provisioner) RunOne(ctx context.Context) bool {
 		}
 		return false
 	}
+	p.mu.Lock()
+	p.running[j.ID] = true
+	p.mu.Unlock()
+	defer func() {
+		lock.Release()
+		p.mu.Lock()
+		delete(p.running, j.ID)
+		p.mu.Unlock()
+	}()
 	// Let the job finish even if pgdeck is shutting down: a job cut short is
 	// resumed at the next start, but finishing now is kinder.
 	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.JobTimeout)
@@ -199,18 +279,15 @@ func (p *Provisioner) RunOne(ctx context.Context) bool {
 	return true
 }
 
-// Reconcile runs at start: jobs left running by a process that died are
-// queued again (their steps are idempotent), environments that should run
-// but do not get a start job, and folders of environments that no longer
-// exist are removed.
+// Reconcile runs at start: running jobs that no live instance owns (left by
+// a process that died) are queued again (their steps are idempotent),
+// environments that should run but do not get a start job, and folders of
+// environments that no longer exist are removed. Jobs another live pgdeck
+// sharing the store is running are left alone.
 func (p *Provisioner) Reconcile(ctx context.Context) error {
-	requeued, err := p.store.RequeueRunningJobs(ctx)
-	if err != nil {
+	if _, err := p.requeueOrphans(ctx, "resuming a job cut short by a restart",
+		`pgdeck restarted during step "%s"; resuming the job`); err != nil {
 		return err
-	}
-	for _, j := range requeued {
-		p.log.Warn("resuming a job cut short by a restart", "job_id", j.ID, "env", j.EnvName, "kind", j.Kind, "step", j.Step)
-		_ = p.store.AppendJobLog(ctx, j.ID, "pgdeck restarted during step \""+j.Step+"\"; resuming the job")
 	}
 	envs, err := p.store.ListEnvironments(ctx)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -1168,4 +1169,219 @@ func TestResumeDeleteAfterCrash(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gatedRuntime holds every Create until release is closed; entered is
+// closed when the first Create arrives.
+type gatedRuntime struct {
+	runtime.Runtime
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedRuntime) Create(ctx context.Context, spec runtime.Spec) error {
+	g.once.Do(func() { close(g.entered) })
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Runtime.Create(ctx, spec)
+}
+
+// newInstance builds another pgdeck instance on the harness's store
+// database (its own pool, as another process would have), environment root
+// and ports.
+func (h *harness) newInstance(t *testing.T, rt runtime.Runtime, cfg provisioner.Config) (*provisioner.Provisioner, *store.Store) {
+	t.Helper()
+	st, err := store.Open(t.Context(), h.st.Pool.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	cfg.EnvRoot, cfg.PortLow, cfg.PortHigh = h.root, h.lo, h.hi
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return provisioner.New(cfg, st, rt, h.box, log), st
+}
+
+// TestReconcileLeavesOtherInstancesJobs runs two pgdeck instances on one
+// store: while instance A runs a deploy, instance B starting (Reconcile)
+// must not queue it again, which would run it twice.
+func TestReconcileLeavesOtherInstancesJobs(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.createEnv("busy")
+	j := h.enqueue("busy", provisioner.KindDeploy)
+
+	gate := &gatedRuntime{Runtime: h.rt, entered: make(chan struct{}), release: make(chan struct{})}
+	a, _ := h.newInstance(t, gate, provisioner.Config{Workers: 1, PollInterval: 50 * time.Millisecond})
+	b, _ := h.newInstance(t, h.rt, provisioner.Config{Workers: 1, PollInterval: 50 * time.Millisecond})
+	ran := make(chan bool, 1)
+	go func() { ran <- a.RunOne(context.Background()) }()
+	released := false
+	defer func() {
+		// A failed check must not leave instance A's job hanging.
+		if !released {
+			close(gate.release)
+			<-ran
+		}
+	}()
+	select {
+	case <-gate.entered:
+	case <-time.After(time.Minute):
+		t.Fatal("instance A never reached the cluster creation")
+	}
+
+	for range 2 {
+		if err := b.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.job(j.ID); got.State != store.JobRunning || got.Attempts != 1 {
+		t.Errorf("after B's Reconcile the job A runs is %q (attempt %d), want running (attempt 1)", got.State, got.Attempts)
+	}
+	if b.RunOne(ctx) {
+		t.Error("instance B ran a job while A was running it")
+	}
+
+	close(gate.release)
+	released = true
+	if !<-ran {
+		t.Fatal("instance A's RunOne found no job")
+	}
+	got := h.job(j.ID)
+	h.wantSucceeded(got)
+	if got.Attempts != 1 {
+		t.Errorf("attempts = %d, want 1", got.Attempts)
+	}
+	if log := strings.Join(h.jobLog(j.ID), "\n"); strings.Contains(log, "resuming the job") {
+		t.Errorf("the job was resumed while A ran it:\n%s", log)
+	}
+	h.wantState("busy", runtime.StateRunning)
+	h.connectAs(h.env("busy"))
+}
+
+// TestOrphanedJobResumedWhileRunning leaves a running job whose instance
+// went away (no session holds its lock) in the store of a pgdeck that is
+// already running: Run resumes it without a restart, once.
+func TestOrphanedJobResumedWhileRunning(t *testing.T) {
+	h := newHarness(t)
+	p, st := h.newInstance(t, h.rt, provisioner.Config{
+		Workers: 2, PollInterval: 50 * time.Millisecond, RequeueInterval: 100 * time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	// A job that finishes at once proves that Run's start-up Reconcile is
+	// over, so what follows is found by the periodic requeue.
+	warm := h.createEnv("warmup")
+	wj, err := st.CreateJob(ctx, warm.ID, warm.Name, string(provisioner.KindDelete), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob := func(id int64, within time.Duration, cond func(store.Job) bool) store.Job {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			j := h.job(id)
+			if cond(j) {
+				return j
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job %d still %q after %s", id, j.State, within)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	h.wantSucceeded(waitJob(wj.ID, time.Minute, func(j store.Job) bool { return !j.Active() }))
+
+	e := h.createEnv("orphan")
+	var id int64
+	if err := h.st.Pool.QueryRow(ctx, `INSERT INTO jobs (environment_id, env_name, kind, requested_by, state, attempts, started_at, step, progress)
+		VALUES ($1, $2, 'deploy', 'test', 'running', 1, now(), 'Creating the PostgreSQL cluster', 20) RETURNING id`, e.ID, e.Name).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	waitJob(id, 10*time.Second, func(j store.Job) bool { return j.Attempts > 1 || j.State != store.JobRunning })
+	j := waitJob(id, 5*time.Minute, func(j store.Job) bool { return !j.Active() })
+	h.wantSucceeded(j)
+	if j.Attempts != 2 {
+		t.Errorf("attempts = %d, want 2 (resumed once)", j.Attempts)
+	}
+	log := strings.Join(h.jobLog(id), "\n")
+	const line = `the pgdeck instance running this job went away during step "Creating the PostgreSQL cluster"; resuming the job`
+	if strings.Count(log, line) != 1 || strings.Count(log, "resuming the job") != 1 {
+		t.Errorf("job log should say once that it was resumed:\n%s", log)
+	}
+	h.wantState("orphan", runtime.StateRunning)
+	h.connectAs(h.env("orphan"))
+}
+
+// TestLostLockSessionDoesNotRunJobTwice ends the session holding a running
+// job's lock (as a restart of the control-plane database would) while its
+// worker goes on: the instance's own periodic requeue must not hand the job
+// to a second worker.
+func TestLostLockSessionDoesNotRunJobTwice(t *testing.T) {
+	h := newHarness(t)
+	h.createEnv("steady")
+	j := h.enqueue("steady", provisioner.KindDeploy)
+	gate := &gatedRuntime{Runtime: h.rt, entered: make(chan struct{}), release: make(chan struct{})}
+	p, st := h.newInstance(t, gate, provisioner.Config{
+		Workers: 2, PollInterval: 20 * time.Millisecond, RequeueInterval: 20 * time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	released := false
+	defer func() {
+		if !released {
+			close(gate.release)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	select {
+	case <-gate.entered:
+	case <-time.After(time.Minute):
+		t.Fatal("the deploy never reached the cluster creation")
+	}
+	rows, _ := st.Pool.Query(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil || len(pids) != 1 {
+		t.Fatalf("advisory lock holders = %v, %v; want the job's", pids, err)
+	}
+	var terminated bool
+	if err := st.Pool.QueryRow(ctx, "SELECT pg_terminate_backend($1, 10000)", pids[0]).Scan(&terminated); err != nil || !terminated {
+		t.Fatalf("terminate the job's lock session: %v, %v", terminated, err)
+	}
+	// Many requeue and poll intervals.
+	time.Sleep(time.Second)
+	if got := h.job(j.ID); got.State != store.JobRunning || got.Attempts != 1 {
+		t.Fatalf("after its lock session was lost the job is %q (attempt %d), want running (attempt 1)", got.State, got.Attempts)
+	}
+	close(gate.release)
+	released = true
+	deadline := time.Now().Add(5 * time.Minute)
+	for h.job(j.ID).Active() {
+		if time.Now().After(deadline) {
+			t.Fatal("the deploy did not end")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := h.job(j.ID)
+	h.wantSucceeded(got)
+	if got.Attempts != 1 || strings.Contains(strings.Join(h.jobLog(j.ID), "\n"), "resuming the job") {
+		t.Errorf("the job was run again: attempts %d, log:\n%s", got.Attempts, strings.Join(h.jobLog(j.ID), "\n"))
+	}
+	h.connectAs(h.env("steady"))
 }

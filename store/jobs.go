@@ -64,24 +64,80 @@ func (s *Store) CreateJob(ctx context.Context, envID int64, envName, kind, reque
 	return j, nil
 }
 
-// ClaimJob takes the oldest queued job with FOR UPDATE SKIP LOCKED and marks
-// it running; ErrNotFound when none waits.
-func (s *Store) ClaimJob(ctx context.Context) (Job, error) {
-	rows, _ := s.Pool.Query(ctx, `UPDATE jobs SET state = 'running', attempts = attempts + 1,
-			started_at = coalesce(started_at, now()), updated_at = now()
-		WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING `+jobColumns)
-	j, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Job])
+// ClaimJob takes the oldest queued job with FOR UPDATE SKIP LOCKED, marks it
+// running and, in the same transaction, takes the job's session advisory
+// lock on a connection kept out of the pool: the returned lock is the
+// instance's ownership of the job. The worker calls its Release after
+// FinishJob; if the process dies first, the lock dies with its connection and
+// RequeueRunningJobs hands the job to a live instance. ErrNotFound when no
+// job can be claimed now.
+func (s *Store) ClaimJob(ctx context.Context) (Job, *SessionLock, error) {
+	conn, err := s.Pool.Acquire(ctx)
 	if err != nil {
-		return Job{}, fmt.Errorf("store: claim job: %w", notFound(err))
+		return Job{}, nil, fmt.Errorf("store: claim job: %w", err)
 	}
-	return j, nil
+	var (
+		j      Job
+		locked bool
+	)
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, `UPDATE jobs SET state = 'running', attempts = attempts + 1,
+				started_at = coalesce(started_at, now()), updated_at = now()
+			WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+			RETURNING `+jobColumns)
+		var err error
+		j, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Job])
+		if err != nil {
+			return notFound(err)
+		}
+		// Try, not wait: the lock of a queued job is only ever held for a
+		// moment by a RequeueRunningJobs that may itself be waiting for
+		// this row, and waiting here could deadlock with it. The job stays
+		// queued for the next poll.
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockNSJobs, jobLockKey(j.ID)).Scan(&locked); err != nil {
+			return err
+		}
+		if !locked {
+			return fmt.Errorf("job %d is being looked at by another instance: %w", j.ID, ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		if locked {
+			// The session lock outlives a failed commit: drop the session.
+			conn.Conn().Close(context.WithoutCancel(ctx)) //nolint:errcheck
+		}
+		conn.Release()
+		return Job{}, nil, fmt.Errorf("store: claim job: %w", err)
+	}
+	return j, &SessionLock{conn: conn, ns: lockNSJobs, key: jobLockKey(j.ID)}, nil
 }
 
-// RequeueRunningJobs puts jobs left running by a process that died back in the
-// queue (their steps are idempotent), returning them.
-func (s *Store) RequeueRunningJobs(ctx context.Context) ([]Job, error) {
-	rows, _ := s.Pool.Query(ctx, `UPDATE jobs SET state = 'queued', updated_at = now() WHERE state = 'running' RETURNING `+jobColumns)
+// jobLockKey is the second key of a job's advisory lock: the id's low 32
+// bits, as the SQL expression jobLockKeySQL computes them.
+func jobLockKey(id int64) int32 { return int32(uint32(id)) }
+
+// jobLockKeySQL is jobLockKey in SQL, over the jobs.id column.
+const jobLockKeySQL = `id::bit(32)::int`
+
+// RequeueRunningJobs puts running jobs whose owner is gone back in the queue
+// (their steps are idempotent) and returns them. A job's owner is the
+// session holding its advisory lock (see ClaimJob): a job another live
+// instance, or this one, is running keeps its lock and is left alone. Jobs
+// in except (those this process is running) are left alone even when their
+// lock's session was lost, since their worker still runs them.
+func (s *Store) RequeueRunningJobs(ctx context.Context, except ...int64) ([]Job, error) {
+	if except == nil {
+		except = []int64{} // nil would be NULL, and "id = ANY(NULL)" is never false
+	}
+	// The try-lock is transaction-scoped, so it is gone when the statement
+	// ends; it fails for a lock another session holds (session locks are
+	// re-entrant only within their own session, and claim sessions never go
+	// back to the pool while they hold one). CASE keeps the planner from
+	// trying the lock of rows that are not candidates.
+	rows, _ := s.Pool.Query(ctx, `UPDATE jobs SET state = 'queued', updated_at = now()
+		WHERE CASE WHEN state = 'running' AND NOT (id = ANY($2)) THEN pg_try_advisory_xact_lock($1, `+jobLockKeySQL+`) ELSE false END
+		RETURNING `+jobColumns, lockNSJobs, except)
 	js, err := pgx.CollectRows(rows, pgx.RowToStructByName[Job])
 	if err != nil {
 		return nil, fmt.Errorf("store: requeue running jobs: %w", err)

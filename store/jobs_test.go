@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"pgdeck/store"
 	"pgdeck/store/storetest"
@@ -38,10 +42,11 @@ func TestCreateJobOneActivePerEnvironment(t *testing.T) {
 	}
 
 	// Still busy while the job runs; free once it has finished.
-	claimed, err := st.ClaimJob(ctx)
+	claimed, lock, err := st.ClaimJob(ctx)
 	if err != nil || claimed.ID != j.ID {
 		t.Fatalf("ClaimJob = %+v, %v; want job %d", claimed, err, j.ID)
 	}
+	defer lock.Release()
 	if _, err := st.CreateJob(ctx, env.ID, env.Name, "restart", "ada@example.com"); !errors.Is(err, store.ErrBusy) {
 		t.Errorf("CreateJob while the job runs: err = %v, want ErrBusy", err)
 	}
@@ -76,10 +81,11 @@ func TestClaimJobSkipsLockedJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	got, err := st.ClaimJob(ctx)
+	got, lock, err := st.ClaimJob(ctx)
 	if err != nil {
 		t.Fatalf("ClaimJob with the oldest job locked: %v", err)
 	}
+	defer lock.Release()
 	if got.ID != second.ID {
 		t.Fatalf("ClaimJob claimed job %d, want the unlocked job %d", got.ID, second.ID)
 	}
@@ -87,18 +93,19 @@ func TestClaimJobSkipsLockedJobs(t *testing.T) {
 		t.Errorf("claimed job = %+v, want running, 1 attempt, started", got)
 	}
 	// Nothing else is claimable while the lock is held.
-	if _, err := st.ClaimJob(ctx); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := st.ClaimJob(ctx); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("ClaimJob with the only queued job locked: err = %v, want ErrNotFound", err)
 	}
 
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got, err = st.ClaimJob(ctx)
+	got, lock2, err := st.ClaimJob(ctx)
 	if err != nil || got.ID != first.ID {
 		t.Errorf("ClaimJob after the lock is released = %+v, %v; want job %d", got, err, first.ID)
 	}
-	if _, err := st.ClaimJob(ctx); !errors.Is(err, store.ErrNotFound) {
+	defer lock2.Release()
+	if _, _, err := st.ClaimJob(ctx); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("ClaimJob with nothing queued: err = %v, want ErrNotFound", err)
 	}
 }
@@ -121,8 +128,9 @@ func TestClaimJobConcurrentWorkersClaimEachJobOnce(t *testing.T) {
 	results := make(chan result, n+2)
 	for range n + 2 {
 		go func() {
-			j, err := st.ClaimJob(ctx)
+			j, lock, err := st.ClaimJob(ctx)
 			results <- result{j.ID, err}
+			lock.Release()
 		}()
 	}
 	seen := map[int64]bool{}
@@ -168,11 +176,19 @@ func TestFinishJobAndCounts(t *testing.T) {
 		}
 		jobs = append(jobs, j)
 	}
+	var locks []*store.SessionLock
 	for range 3 {
-		if _, err := st.ClaimJob(ctx); err != nil {
+		_, lock, err := st.ClaimJob(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
+		locks = append(locks, lock)
 	}
+	defer func() {
+		for _, l := range locks {
+			l.Release()
+		}
+	}()
 	if err := st.SetJobStep(ctx, jobs[0].ID, "start server", 40); err != nil {
 		t.Fatal(err)
 	}
@@ -235,13 +251,226 @@ func TestFinishJobAndCounts(t *testing.T) {
 		t.Errorf("LastJob(bad-env) = %+v, %v", l, err)
 	}
 
-	// A crash leaves the running job behind; it goes back to the queue.
+	// The running job's lock is held (by this process, on another
+	// connection): it is not requeued.
 	requeued, err := st.RequeueRunningJobs(ctx)
+	if err != nil || len(requeued) != 0 {
+		t.Errorf("RequeueRunningJobs while the job's owner lives = %+v, %v; want none", requeued, err)
+	}
+	if got, err := st.JobByID(ctx, jobs[2].ID); err != nil || got.State != store.JobRunning {
+		t.Errorf("job after RequeueRunningJobs while its owner lives = %+v, %v; want running", got, err)
+	}
+
+	// Its owner lets go without finishing it (as a crash would): it goes
+	// back to the queue.
+	locks[2].Release()
+	requeued, err = st.RequeueRunningJobs(ctx)
 	if err != nil || len(requeued) != 1 || requeued[0].ID != jobs[2].ID || requeued[0].State != store.JobQueued {
 		t.Errorf("RequeueRunningJobs = %+v, %v", requeued, err)
 	}
 	counts, _ = st.CountJobsByState(ctx)
 	if counts[store.JobQueued] != 2 || counts[store.JobRunning] != 0 {
 		t.Errorf("after requeue: %v", counts)
+	}
+}
+
+// advisoryLocks lists the backends holding advisory locks in st's database.
+func advisoryLocks(t *testing.T, st *store.Store) []int32 {
+	t.Helper()
+	rows, _ := st.Pool.Query(context.Background(), `SELECT pid FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		ORDER BY pid`)
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pids
+}
+
+// TestRequeueRunningJobsLeavesLiveInstancesJobs runs two pgdeck instances on
+// one store: the job instance A runs is not requeued by instance B until A's
+// session dies, and then B resumes it. Job ids past 2^31 and 2^32 check that
+// claim and requeue agree on the lock key.
+func TestRequeueRunningJobsLeavesLiveInstancesJobs(t *testing.T) {
+	t.Parallel()
+	for _, firstID := range []int64{1, 1<<31 + 5, 1<<32 + 7} {
+		t.Run(fmt.Sprint(firstID), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			url := storetest.URL(t)
+			b, err := store.Open(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(b.Close)
+			// Instance A: a one-connection pool, held by the claim.
+			cfg, err := pgxpool.ParseConfig(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.MaxConns = 1
+			pool, err := pgxpool.NewWithConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := &store.Store{Pool: pool}
+
+			if _, err := b.Pool.Exec(ctx, "SELECT setval('jobs_id_seq', $1, false)", firstID); err != nil {
+				t.Fatal(err)
+			}
+			queued, err := b.CreateJob(ctx, mustCreateEnvironment(t, b, "shop").ID, "shop", "deploy", "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if queued.ID != firstID {
+				t.Fatalf("job id = %d, want %d", queued.ID, firstID)
+			}
+			j, lockA, err := a.ClaimJob(ctx)
+			if err != nil || j.ID != queued.ID {
+				t.Fatalf("A: ClaimJob = %+v, %v", j, err)
+			}
+			if err := b.SetJobStep(ctx, j.ID, "initdb", 20); err != nil {
+				t.Fatal(err)
+			}
+			holders := advisoryLocks(t, b)
+			if len(holders) != 1 {
+				t.Fatalf("advisory locks held after the claim: %v, want one (A's)", holders)
+			}
+
+			// A lives: B leaves its job alone, and takes no lock of its own.
+			for range 3 {
+				requeued, err := b.RequeueRunningJobs(ctx)
+				if err != nil || len(requeued) != 0 {
+					t.Fatalf("B: RequeueRunningJobs while A runs the job = %+v, %v; want none", requeued, err)
+				}
+			}
+			if got, err := b.JobByID(ctx, j.ID); err != nil || got.State != store.JobRunning {
+				t.Fatalf("job after B's requeue = %+v, %v; want running", got, err)
+			}
+			if _, _, err := b.ClaimJob(ctx); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("B: ClaimJob while A runs the only job: err = %v, want ErrNotFound", err)
+			}
+			if got := advisoryLocks(t, b); len(got) != 1 || got[0] != holders[0] {
+				t.Errorf("advisory locks after B's requeue: %v, want only A's %v", got, holders)
+			}
+
+			// A dies: its connection goes (the server ends A's session, as
+			// when the process is killed), then its pool.
+			var terminated bool
+			if err := b.Pool.QueryRow(ctx, "SELECT pg_terminate_backend($1, 10000)", holders[0]).Scan(&terminated); err != nil || !terminated {
+				t.Fatalf("terminate A's session: %v, %v", terminated, err)
+			}
+			lockA.Release()
+			a.Close()
+
+			var requeued []store.Job
+			for deadline := time.Now().Add(10 * time.Second); len(requeued) == 0 && time.Now().Before(deadline); {
+				requeued, err = b.RequeueRunningJobs(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(requeued) == 0 {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			if len(requeued) != 1 || requeued[0].ID != j.ID || requeued[0].State != store.JobQueued || requeued[0].Step != "initdb" {
+				t.Fatalf("B: RequeueRunningJobs after A died = %+v; want job %d queued at its step", requeued, j.ID)
+			}
+			if got := advisoryLocks(t, b); len(got) != 0 {
+				t.Errorf("advisory locks left after the requeue: %v", got)
+			}
+			again, lockB, err := b.ClaimJob(ctx)
+			if err != nil || again.ID != j.ID || again.Attempts != 2 {
+				t.Fatalf("B: ClaimJob after the requeue = %+v, %v; want job %d, attempt 2", again, err, j.ID)
+			}
+			if err := b.FinishJob(ctx, j.ID, ""); err != nil {
+				t.Fatal(err)
+			}
+			lockB.Release()
+			lockB.Release() // twice is harmless
+			if got := advisoryLocks(t, b); len(got) != 0 {
+				t.Errorf("advisory locks left after Release: %v", got)
+			}
+			if requeued, err := b.RequeueRunningJobs(ctx); err != nil || len(requeued) != 0 {
+				t.Errorf("RequeueRunningJobs after the job finished = %+v, %v", requeued, err)
+			}
+		})
+	}
+}
+
+// TestTryLock checks that one session at a time holds a task lock and that
+// Release hands it on.
+func TestTryLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.New(t)
+	first, err := st.TryLock(ctx, store.LockMonitor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Release()
+	if err := first.Alive(ctx); err != nil {
+		t.Errorf("Alive: %v", err)
+	}
+	// Another connection of the same pool is another session: refused.
+	if l, err := st.TryLock(ctx, store.LockMonitor); !errors.Is(err, store.ErrLockHeld) {
+		l.Release()
+		t.Fatalf("second TryLock: err = %v, want ErrLockHeld", err)
+	}
+	first.Release()
+	first.Release()
+	if err := first.Alive(ctx); err == nil {
+		t.Error("Alive after Release: nil error")
+	}
+	second, err := st.TryLock(ctx, store.LockMonitor)
+	if err != nil {
+		t.Fatalf("TryLock after Release: %v", err)
+	}
+	second.Release()
+	if got := advisoryLocks(t, st); len(got) != 0 {
+		t.Errorf("advisory locks left: %v", got)
+	}
+}
+
+func TestOpenPoolSize(t *testing.T) {
+	t.Parallel()
+	st := storetest.New(t)
+	if got := st.Pool.Config().MaxConns; got < store.MinPoolConns {
+		t.Errorf("MaxConns = %d, want at least %d", got, store.MinPoolConns)
+	}
+}
+
+// TestRequeueRunningJobsExcept loses the session holding a job's lock while
+// its worker still runs it: the process running it passes the id and keeps
+// the job; any other caller requeues it.
+func TestRequeueRunningJobsExcept(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.New(t)
+	queued, err := st.CreateJob(ctx, mustCreateEnvironment(t, st, "shop").ID, "shop", "deploy", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, lock, err := st.ClaimJob(ctx)
+	if err != nil || j.ID != queued.ID {
+		t.Fatalf("ClaimJob = %+v, %v", j, err)
+	}
+	holders := advisoryLocks(t, st)
+	if len(holders) != 1 {
+		t.Fatalf("advisory locks: %v, want one", holders)
+	}
+	var terminated bool
+	if err := st.Pool.QueryRow(ctx, "SELECT pg_terminate_backend($1, 10000)", holders[0]).Scan(&terminated); err != nil || !terminated {
+		t.Fatalf("terminate the lock's session: %v, %v", terminated, err)
+	}
+	lock.Release() // the unlock fails on the dead session; the pool drops it
+	for range 3 {
+		if requeued, err := st.RequeueRunningJobs(ctx, 999_999, j.ID); err != nil || len(requeued) != 0 {
+			t.Fatalf("RequeueRunningJobs(except the job) = %+v, %v; want none", requeued, err)
+		}
+	}
+	requeued, err := st.RequeueRunningJobs(ctx)
+	if err != nil || len(requeued) != 1 || requeued[0].ID != j.ID {
+		t.Errorf("RequeueRunningJobs() = %+v, %v; want job %d", requeued, err, j.ID)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,6 +28,34 @@ var ErrConflict = errors.New("already exists")
 // ErrSchemaTooNew is returned when the database was migrated by a newer pgdeck.
 var ErrSchemaTooNew = errors.New("schema is newer than this pgdeck")
 
+// ErrLockHeld is returned by TryLock when another session holds the lock.
+var ErrLockHeld = errors.New("lock held by another session")
+
+// MinPoolConns is the fewest connections Open allows the pool: every running
+// job and the monitor's lock keep one for as long as they last, so the pool
+// must leave room for everything else (the provisioner runs at most
+// MaxConns-8 workers). A larger pool_max_conns in the URL is kept.
+const MinPoolConns = 16
+
+// Advisory lock namespaces: the first key of PostgreSQL's two-int form, so
+// that pgdeck's locks never meet each other (the migration lock uses the
+// one-bigint form, a separate space).
+const (
+	// lockNSJobs: the second key is a job's id (its low 32 bits), held by
+	// the instance that runs the job.
+	lockNSJobs int32 = 7_001_002
+	// lockNSTasks: the second key names a task that one instance at a time
+	// runs, such as LockMonitor.
+	lockNSTasks int32 = 7_001_003
+)
+
+// LockMonitor is the TryLock key held by the one instance that runs the
+// health monitor.
+const LockMonitor int32 = 1
+
+// unlockTimeout bounds the unlock when a SessionLock is released.
+const unlockTimeout = 5 * time.Second
+
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
@@ -35,11 +65,14 @@ type Store struct {
 }
 
 // Open connects to url, applies pending migrations and refuses a schema newer
-// than this binary knows.
+// than this binary knows. The pool gets at least MinPoolConns connections.
 func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: parse database url: %w", err)
+	}
+	if cfg.MaxConns < MinPoolConns {
+		cfg.MaxConns = MinPoolConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -64,6 +97,75 @@ func (s *Store) Close() { s.Pool.Close() }
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
 	return s.Pool.QueryRow(ctx, "SELECT 1").Scan(&one)
+}
+
+// SessionLock is a session-level advisory lock held on its own pooled
+// connection: it lasts until Release, or until that connection dies (the
+// process was killed, the network broke), whichever comes first.
+type SessionLock struct {
+	mu      sync.Mutex
+	conn    *pgxpool.Conn
+	ns, key int32
+}
+
+// TryLock takes the advisory lock (LockMonitor, …) on a dedicated pooled
+// connection without waiting; ErrLockHeld when another session holds it.
+func (s *Store) TryLock(ctx context.Context, key int32) (*SessionLock, error) {
+	conn, err := s.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: lock %d: %w", key, err)
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", lockNSTasks, key).Scan(&got); err != nil {
+		// Cut off mid-query, the lock may have been granted: never hand such
+		// a session back to the pool.
+		conn.Conn().Close(context.WithoutCancel(ctx)) //nolint:errcheck
+		conn.Release()
+		return nil, fmt.Errorf("store: lock %d: %w", key, err)
+	}
+	if !got {
+		conn.Release()
+		return nil, fmt.Errorf("store: lock %d: %w", key, ErrLockHeld)
+	}
+	return &SessionLock{conn: conn, ns: lockNSTasks, key: key}, nil
+}
+
+// Alive checks that the session holding the lock still answers; an error
+// means the lock may be lost and should be released.
+func (l *SessionLock) Alive(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return errors.New("store: lock released")
+	}
+	if _, err := l.conn.Exec(ctx, "SELECT 1"); err != nil {
+		return fmt.Errorf("store: lock session: %w", err)
+	}
+	return nil
+}
+
+// Release unlocks and gives the connection back to the pool, or closes it
+// when the unlock cannot be confirmed. Calling it again, or on nil, does
+// nothing.
+func (l *SessionLock) Release() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	defer cancel()
+	var unlocked bool
+	if err := l.conn.QueryRow(ctx, "SELECT pg_advisory_unlock($1, $2)", l.ns, l.key).Scan(&unlocked); err != nil || !unlocked {
+		// A pooled session that might still hold the lock would keep the
+		// job or task from ever being taken over; closing it drops the lock.
+		l.conn.Conn().Close(ctx) //nolint:errcheck
+	}
+	l.conn.Release()
+	l.conn = nil
 }
 
 type migration struct {

@@ -106,6 +106,13 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *
 // Enqueue checks that kind makes sense for env now and queues the job.
 // ErrInvalidAction (wrapped, with the reason) or ErrBusy otherwise.
 func (p *Provisioner) Enqueue(ctx context.Context, env store.Environment, kind Kind, by string) (store.Job, error) {
+	// While a job runs, "wait for it" is the useful answer whatever the
+	// action; the unique index in CreateJob still settles races.
+	if _, err := p.store.ActiveJob(ctx, env.Name); err == nil {
+		return store.Job{}, fmt.Errorf("%s: %w", env.Name, ErrBusy)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return store.Job{}, err
+	}
 	if err := checkAction(env, kind); err != nil {
 		return store.Job{}, err
 	}

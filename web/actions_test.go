@@ -112,9 +112,11 @@ func TestAPIActions(t *testing.T) {
 	}
 
 	// One job at a time per environment: 409 while the deploy is queued.
-	busy := a.api(http.MethodPost, "/api/v1/environments/erp/actions/deploy", owner, "").want(t, http.StatusConflict)
-	if busy.str("error") == "" {
-		t.Fatal("409 without an error message")
+	for _, action := range []string{"deploy", "redeploy", "stop"} {
+		busy := a.api(http.MethodPost, "/api/v1/environments/erp/actions/"+action, owner, "").want(t, http.StatusConflict)
+		if busy.str("error") != "Another job is already queued or running for erp; wait for it to finish." {
+			t.Fatalf("%s while busy: error %q", action, busy.str("error"))
+		}
 	}
 	a.api(http.MethodDelete, "/api/v1/environments/erp", owner, "").want(t, http.StatusConflict)
 	a.api(http.MethodPost, "/api/v1/environments/erp/actions/explode", owner, "").want(t, http.StatusNotFound)

@@ -221,7 +221,18 @@ func (r *run) delete(ctx context.Context, env store.Environment) error {
 // port of the range that no environment has and nothing on the host listens on.
 func (p *Provisioner) allocatePort(ctx context.Context, env store.Environment) (int, error) {
 	if env.Port != nil {
-		return *env.Port, nil
+		if env.Deployed() || portFree(*env.Port) {
+			return *env.Port, nil
+		}
+		// A deploy that never succeeded may find its recorded port taken
+		// since: by its own half-made cluster (keep it), or by something
+		// else (choose another, or every retry would fail).
+		if st, err := p.rt.Status(ctx, primary(env.Name)); err == nil && st.State == runtime.StateRunning {
+			return *env.Port, nil
+		}
+		if err := p.store.ClearPort(ctx, env.ID); err != nil {
+			return 0, err
+		}
 	}
 	for attempt := 0; attempt < 5; attempt++ {
 		used, err := p.store.UsedPorts(ctx)

@@ -867,6 +867,46 @@ func TestDeployWhenInitdbFails(t *testing.T) {
 	h.connectAs(e2)
 }
 
+// A deploy that never succeeded keeps its port for the retry, unless
+// something else took the port meanwhile: then the retry chooses another.
+func TestRetryAfterFailedDeployChoosesAFreePort(t *testing.T) {
+	h := newHarness(t)
+	h.createEnv("moved")
+	j := h.enqueue("moved", provisioner.KindDeploy)
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	limited := syscall.Rlimit{Cur: 1 << 20, Max: old.Max}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limited); err != nil {
+		t.Fatal(err)
+	}
+	h.p.RunOne(context.Background())
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.job(j.ID); got.State != "failed" {
+		t.Fatalf("first deploy: state %s, want failed", got.State)
+	}
+	first := h.env("moved")
+	if first.Port == nil {
+		t.Fatal("the failed deploy recorded no port")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(*first.Port))
+	if err != nil {
+		t.Fatalf("take the recorded port: %v", err)
+	}
+	defer ln.Close()
+
+	h.succeed("moved", provisioner.KindDeploy)
+	e := h.env("moved")
+	if e.Port == nil || *e.Port == *first.Port {
+		t.Fatalf("retry kept the taken port %d", *first.Port)
+	}
+	h.wantState("moved", runtime.StateRunning)
+	h.connectAs(e)
+}
+
 func TestDeployOnFullDisk(t *testing.T) {
 	tmp, err := os.MkdirTemp("", "pgd-")
 	if err != nil {

@@ -109,6 +109,16 @@ func (s *Store) SetPort(ctx context.Context, id int64, port int) (int, error) {
 	return got, nil
 }
 
+// ClearPort forgets the port of an environment that was never deployed, so
+// that its next deploy chooses another.
+func (s *Store) ClearPort(ctx context.Context, id int64) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE environments SET port = NULL, updated_at = now() WHERE id = $1 AND deployed_at IS NULL`, id)
+	if err != nil {
+		return fmt.Errorf("store: clear port of %d: %w", id, err)
+	}
+	return nil
+}
+
 // SetCredentials records the environment's database, role and sealed
 // passwords, keeping ones already recorded (a redeploy reuses them).
 func (s *Store) SetCredentials(ctx context.Context, id int64, dbName, dbUser string, dbPassword, adminPassword []byte) (Environment, error) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -51,8 +52,12 @@ func (p *Provisioner) execute(ctx context.Context, j store.Job) {
 	err := r.do(ctx)
 	msg := ""
 	if err != nil {
-		msg = err.Error()
+		full := err.Error()
+		msg = summarizeError(full)
 		r.logf(ctx, "failed: %s", msg)
+		if msg != full {
+			r.logf(ctx, "the tool's whole output: %s", full)
+		}
 		log.Error("job failed", "step", r.job.Step, "error", err, "duration", time.Since(start))
 	} else {
 		r.logf(ctx, "done in %s", time.Since(start).Round(time.Millisecond))
@@ -336,3 +341,39 @@ func randomSecret() string {
 func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+var (
+	exitStatusRE = regexp.MustCompile(`^(?s)(.*?exit status \d+)`)
+	toolErrorRE  = regexp.MustCompile(`FATAL|ERROR|PANIC|error:|could not|No space|Permission denied|too large`)
+)
+
+// summarizeError keeps what an operator needs from a tool's failure: the
+// context up to "exit status N" and the tool's error lines (at most three),
+// rather than its whole chatter (initdb prints a banner first). Messages of
+// one line are kept as they are; the job log keeps the whole output.
+func summarizeError(full string) string {
+	if !strings.Contains(full, "\n") {
+		return full
+	}
+	head := strings.SplitN(full, "\n", 2)[0]
+	if m := exitStatusRE.FindStringSubmatch(full); m != nil && !strings.Contains(m[1], "\n") {
+		head = m[1]
+	}
+	var picked []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(full, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || seen[line] || strings.HasPrefix(full, line) || !toolErrorRE.MatchString(line) {
+			continue
+		}
+		seen[line] = true
+		picked = append(picked, line)
+	}
+	if len(picked) > 3 {
+		picked = picked[len(picked)-3:]
+	}
+	if len(picked) == 0 {
+		return full
+	}
+	return head + ": " + strings.Join(picked, " · ")
+}

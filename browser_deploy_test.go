@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,7 +188,7 @@ func TestBrowserDeployLifecycle(t *testing.T) {
 
 	// Start: Running again, without a reload.
 	do(t, ctx, "click Start", chromedp.Click(chromedp.ID("action-start")))
-	watchJob(t, ctx, "start", stopJob, jobWait)
+	startJob, _ := watchJob(t, ctx, "start", stopJob, jobWait)
 	eventually(t, ctx, "the health badge turns Running again", healthFor, func() (bool, string) {
 		h := readHealth(t, ctx, headBadge)
 		return h.Status == "running" && h.Text == "Running", h.String()
@@ -193,6 +197,37 @@ func TestBrowserDeployLifecycle(t *testing.T) {
 		t.Errorf("actions after Start = %+v, want Redeploy, Restart, Stop, enabled", a)
 	}
 	stillSameDocument(t, ctx, mark, "clicking Start")
+
+	// The database dies behind pgdeck's back: Error with the reason within
+	// a few ticks; Restart, what an operator does then, brings it back.
+	pidFile := filepath.Join(srv.DataDir, "envs", name, "primary", "pgdata", "postmaster.pid")
+	raw, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("read the postmaster's pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(raw), "\n", 2)[0]))
+	if err != nil {
+		t.Fatalf("postmaster.pid: %v", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the postmaster: %v", err)
+	}
+	eventually(t, ctx, "the health badge turns Error", healthFor, func() (bool, string) {
+		h := readHealth(t, ctx, headBadge)
+		return h.Status == "error" && h.Text == "Error" && strings.Contains(h.Class, "badge-bad"), h.String()
+	})
+	eventually(t, ctx, "the Database card shows why", 3*time.Second, func() (bool, string) {
+		r := evaluate[string](t, ctx, "read the reason", `(document.getElementById('health-reason') || {innerText: ''}).innerText`)
+		return strings.Contains(r, "should be running"), r
+	})
+	screenshot(t, ctx, "12b-environment-error")
+	do(t, ctx, "click Restart", chromedp.Click(chromedp.ID("action-restart")))
+	watchJob(t, ctx, "restart", startJob, jobWait)
+	eventually(t, ctx, "the health badge turns Running after Restart", healthFor, func() (bool, string) {
+		h := readHealth(t, ctx, headBadge)
+		return h.Status == "running" && h.Text == "Running", h.String()
+	})
+	stillSameDocument(t, ctx, mark, "clicking Restart")
 
 	// The jobs page lists the three jobs; the deploy's log tells its steps.
 	do(t, ctx, "open Jobs",

@@ -887,7 +887,7 @@ func DatabaseCard(e EnvironmentPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if e.Details.HasFigures && e.Env.Health.Status != "stopped" {
+			if e.Details.HasFigures && e.Env.Health.Status == "running" {
 				var templ_7745c5c3_Var43 string
 				templ_7745c5c3_Var43, templ_7745c5c3_Err = templ.JoinStringErrs(strconv.Itoa(e.Details.Connections))
 				if templ_7745c5c3_Err != nil {

@@ -45,26 +45,8 @@ type crashBox struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	logs *crashLog
+	logs *lockedBuffer
 	runs int
-}
-
-// crashLog collects a subprocess's output safely.
-type crashLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *crashLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *crashLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // buildPgdeck builds the real binary into a temporary folder.
@@ -132,7 +114,7 @@ func (b *crashBox) start() {
 	b.t.Helper()
 	b.mu.Lock()
 	b.runs++
-	b.logs = &crashLog{}
+	b.logs = &lockedBuffer{}
 	cmd := exec.Command(b.bin)
 	cmd.Env = b.env
 	cmd.Stdout, cmd.Stderr = b.logs, b.logs

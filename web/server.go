@@ -90,6 +90,3 @@ func New(d Deps) *Server {
 
 // Handler is the HTTP handler serving every route.
 func (s *Server) Handler() http.Handler { return s.echo }
-
-// Echo exposes the echo instance (tests and main use it).
-func (s *Server) Echo() *echo.Echo { return s.echo }

@@ -5,7 +5,6 @@ package render
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -83,14 +82,4 @@ func PrimaryConf() map[string]string {
 		"shared_buffers":      "128MB",
 		"log_line_prefix":     "%m [%p] %q%u@%d ",
 	}
-}
-
-// SortedKeys returns a map's keys in order (stable output for files and tests).
-func SortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

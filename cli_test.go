@@ -179,6 +179,24 @@ func TestUnknownCommand(t *testing.T) {
 	}
 }
 
+// TestServeRefusesABadOdooUser: pgdeck does not start when PGDECK_ODOO_USER
+// names a user that does not exist, or root, and says why.
+func TestServeRefusesABadOdooUser(t *testing.T) {
+	for _, tc := range []struct{ user, want string }{
+		{"pgdeck-no-such-user", `PGDECK_ODOO_USER: no OS user "pgdeck-no-such-user" on this machine`},
+		{"root", "PGDECK_ODOO_USER: \"root\" is root; Odoo refuses to run as root"},
+	} {
+		dir := t.TempDir()
+		_, err := runCLI(t, []string{"--odoo-user", tc.user}, map[string]string{"PGDECK_DATA_DIR": dir, "PGDECK_ADDR": "127.0.0.1:0"}, "")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("serve with --odoo-user %s: %v, want an error saying %q", tc.user, err, tc.want)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("serve with --odoo-user %s made %d entries in the data folder before refusing", tc.user, len(entries))
+		}
+	}
+}
+
 func TestUserAddRefusesBadInput(t *testing.T) {
 	dir := cliDataDir(t)
 	cases := []struct {

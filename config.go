@@ -30,6 +30,9 @@ type Config struct {
 	Workers         int
 	TLSCertFile     string
 	TLSKeyFile      string
+	// OdooUser is the OS user Odoo runs as (reads odoo.conf, owns the
+	// filestore); empty leaves both to pgdeck's own user.
+	OdooUser string
 }
 
 // configVar describes one setting: its flag name, variable, default and help.
@@ -53,6 +56,7 @@ var configVars = []configVar{
 	{"workers", "PGDECK_WORKERS", "4", "job workers running in this process"},
 	{"tls-cert-file", "PGDECK_TLS_CERT_FILE", "", "serve HTTPS with this certificate (and key); session cookies become Secure"},
 	{"tls-key-file", "PGDECK_TLS_KEY_FILE", "", "private key for PGDECK_TLS_CERT_FILE"},
+	{"odoo-user", "PGDECK_ODOO_USER", "", "OS user Odoo runs as: odoo.conf is readable by its group (0640) and the filestore is its own; empty: both stay pgdeck's (odoo.conf 0600)"},
 }
 
 // loadConfig reads the flags in args over the PGDECK_* variables and
@@ -82,6 +86,7 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 		PortRange:     get("port-range"),
 		TLSCertFile:   get("tls-cert-file"),
 		TLSKeyFile:    get("tls-key-file"),
+		OdooUser:      get("odoo-user"),
 	}
 	var errs []error
 	var err error

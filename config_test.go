@@ -62,6 +62,7 @@ func TestConfigFromEnvironmentAndFlags(t *testing.T) {
 		{"PGDECK_PG_BIN_DIR", "pg-bin-dir", "/opt/pg/bin", func(c Config) any { return c.PGBinDir }, "/opt/pg/bin"},
 		{"PGDECK_PORT_RANGE", "port-range", "30000-30100", func(c Config) any { return c.PortRange }, "30000-30100"},
 		{"PGDECK_WORKERS", "workers", "8", func(c Config) any { return c.Workers }, 8},
+		{"PGDECK_ODOO_USER", "odoo-user", "odoo", func(c Config) any { return c.OdooUser }, "odoo"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env, func(t *testing.T) {

@@ -32,6 +32,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string) error
 	}
 	log := newLogger(cfg)
 	slog.SetDefault(log)
+	odooUser, err := provisioner.LookupOdooUser(cfg.OdooUser)
+	if err != nil {
+		return err
+	}
 	st, closeStore, err := openStore(ctx, cfg, log, true)
 	if err != nil {
 		return err
@@ -48,7 +52,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string) error
 	}
 	lo, hi, _ := parsePortRange(cfg.PortRange)
 	prov := provisioner.New(provisioner.Config{
-		EnvRoot: cfg.envRoot(), PortLow: lo, PortHigh: hi, Workers: cfg.Workers,
+		EnvRoot: cfg.envRoot(), PortLow: lo, PortHigh: hi, Workers: cfg.Workers, OdooUser: odooUser,
 	}, st, rt, box, log)
 
 	mon := monitor.New(monitor.Config{

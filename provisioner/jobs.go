@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"pgdeck/provisioner/pgexec"
 	"pgdeck/provisioner/render"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/store"
@@ -176,8 +174,11 @@ func (r *run) deploySteps(ctx context.Context, env store.Environment) error {
 	}
 
 	r.step(ctx, "Checking that Odoo's role can connect", 95)
-	if err := checkConnect(ctx, port, env.DBName, env.DBUser, dbPassword); err != nil {
-		return err
+	// Odoo needs its database and `postgres` (its start-up check, its bus).
+	for _, db := range []string{env.DBName, "postgres"} {
+		if err := checkConnect(ctx, port, db, env.DBUser, dbPassword); err != nil {
+			return err
+		}
 	}
 	if err := r.p.store.MarkDeployed(ctx, env.ID); err != nil {
 		return err
@@ -267,23 +268,6 @@ func portFree(port int) bool {
 	return true
 }
 
-// writeOdooFiles makes the filestore folder and writes odoo.conf (0600).
-func (p *Provisioner) writeOdooFiles(env store.Environment, port int, dbPassword, adminPassword string) error {
-	dir := p.envDir(env.Name)
-	filestore := filepath.Join(dir, "filestore")
-	if err := os.MkdirAll(filestore, 0o750); err != nil {
-		return fmt.Errorf("filestore: %w", err)
-	}
-	conf, err := render.OdooConfFile(render.OdooConf{
-		DBHost: "127.0.0.1", DBPort: port, DBUser: env.DBUser, DBPassword: dbPassword, DBName: env.DBName,
-		DataDir: filestore, AdminPassword: adminPassword,
-	})
-	if err != nil {
-		return err
-	}
-	return pgexec.WriteFileAs(pgexec.RunAs{}, filepath.Join(dir, "odoo.conf"), conf, 0o600)
-}
-
 // OdooConfPath is where the environment's odoo.conf is written.
 func (p *Provisioner) OdooConfPath(env string) string {
 	return filepath.Join(p.envDir(env), "odoo.conf")
@@ -310,7 +294,8 @@ func checkConnect(ctx context.Context, port int, db, user, password string) erro
 
 // provisionSQL reloads the configuration, creates or updates the
 // environment's login role (never a superuser, password stored as SCRAM),
-// creates its database when missing and lets only that role connect to it.
+// creates its database when missing, lets only that role connect to it, and
+// creates the extensions Odoo expects in it (pg_trgm, unaccent).
 // Every statement can run twice without harm.
 func provisionSQL(db, user, password string) string {
 	u, d := quoteIdent(user), quoteIdent(db)
@@ -321,7 +306,12 @@ func provisionSQL(db, user, password string) string {
 		"SELECT " + quoteLiteral("CREATE DATABASE "+d+" OWNER "+u+" ENCODING 'UTF8' TEMPLATE template0") +
 		" WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = " + quoteLiteral(db) + ")\\gexec\n" +
 		"REVOKE ALL ON DATABASE " + d + " FROM PUBLIC;\n" +
-		"GRANT ALL ON DATABASE " + d + " TO " + u + ";\n"
+		"GRANT ALL ON DATABASE " + d + " TO " + u + ";\n" +
+		// Odoo creates these only when it makes the database itself; on
+		// one made for it, its trigram indexes would be silently skipped.
+		"\\connect " + quoteLiteral(db) + "\n" +
+		"CREATE EXTENSION IF NOT EXISTS pg_trgm;\n" +
+		"CREATE EXTENSION IF NOT EXISTS unaccent;\n"
 }
 
 // dbName is the environment's database name (Odoo's db_name).

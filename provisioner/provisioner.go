@@ -61,6 +61,9 @@ type Config struct {
 	PollInterval time.Duration
 	// JobTimeout bounds one job.
 	JobTimeout time.Duration
+	// OdooUser is the OS user Odoo runs as: it reads odoo.conf and owns the
+	// filestore. The zero value leaves both to pgdeck's own user.
+	OdooUser OdooUser
 	// RequeueInterval is how often Run looks for jobs whose instance went
 	// away (another pgdeck sharing the store was killed) to resume them.
 	RequeueInterval time.Duration

@@ -497,6 +497,17 @@ func TestDeploy(t *testing.T) {
 		}
 	})
 
+	t.Run("the extensions Odoo creates in a database of its own exist", func(t *testing.T) {
+		var got []string
+		rows, err := h.connectAs(e).Query(ctx, "SELECT extname FROM pg_extension WHERE extname IN ('pg_trgm', 'unaccent') ORDER BY 1")
+		if err == nil {
+			got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err != nil || !slices.Equal(got, []string{"pg_trgm", "unaccent"}) {
+			t.Errorf("extensions %v, %v; want pg_trgm and unaccent", got, err)
+		}
+	})
+
 	t.Run("the password is stored as SCRAM", func(t *testing.T) {
 		out, err := h.rt.Exec(ctx, primary("shop"), nil, "psql", "-X", "-qAt", "-d", "postgres", "-c",
 			"SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'odoo_shop'")
@@ -530,6 +541,9 @@ func TestDeploy(t *testing.T) {
 		}
 		if fi, err := os.Stat(filestore); err != nil || !fi.IsDir() {
 			t.Errorf("filestore %s is not a folder: %v", filestore, err)
+		}
+		if conf["db_maxconn"] != "64" {
+			t.Errorf("odoo.conf db_maxconn = %q, want 64 (max_connections 100 - 3 - 5, capped at Odoo's 64)", conf["db_maxconn"])
 		}
 		// What odoo.conf says really works.
 		port, _ := strconv.Atoi(conf["db_port"])
@@ -565,8 +579,20 @@ func TestIsolation(t *testing.T) {
 			wantRejected(t, me.DBUser+" to "+other.Name+"'s database on its port", err)
 			_, err = connect(ctx, *me.Port, other.DBName, me.DBUser, pw)
 			wantRejected(t, me.DBUser+" to "+other.Name+"'s database name on its own port", err)
-			_, err = connect(ctx, *me.Port, "postgres", me.DBUser, pw)
-			wantRejected(t, me.DBUser+" to the postgres database", err)
+			// Odoo needs its own cluster's postgres database (its start-up
+			// check, its bus); nothing else of the cluster.
+			conn, err = connect(ctx, *me.Port, "postgres", me.DBUser, pw)
+			if err != nil {
+				t.Errorf("%s to its own cluster's postgres database: %v", me.DBUser, err)
+			} else {
+				conn.Close(ctx)
+			}
+			_, err = connect(ctx, *other.Port, "postgres", me.DBUser, pw)
+			wantRejected(t, me.DBUser+" to "+other.Name+"'s postgres database", err)
+			for _, db := range []string{"template1", "template0"} {
+				_, err = connect(ctx, *me.Port, db, me.DBUser, pw)
+				wantRejected(t, me.DBUser+" to "+db, err)
+			}
 			// The superuser is reachable only through the local socket.
 			for _, port := range []int{*me.Port, *other.Port} {
 				_, err = connect(ctx, port, "postgres", "postgres", "")

@@ -18,6 +18,15 @@ type OdooConf struct {
 	DBName        string
 	DataDir       string
 	AdminPassword string
+	// MaxConn is Odoo's db_maxconn (see OdooMaxConn); Why says how it was
+	// chosen, written as a comment above it.
+	MaxConn MaxConn
+}
+
+// MaxConn is a db_maxconn value and the reason for it.
+type MaxConn struct {
+	Value int
+	Why   string
 }
 
 // OdooConfFile renders odoo.conf. Values are written verbatim on one line
@@ -31,6 +40,9 @@ func OdooConfFile(c OdooConf) ([]byte, error) {
 	}
 	if c.DBPort <= 0 || c.DBPort > 65535 {
 		return nil, fmt.Errorf("render: odoo.conf db_port %d out of range", c.DBPort)
+	}
+	if c.MaxConn.Value < 1 || strings.ContainsAny(c.MaxConn.Why, "\r\n") {
+		return nil, fmt.Errorf("render: odoo.conf db_maxconn %d must be positive, its reason one line", c.MaxConn.Value)
 	}
 	var b strings.Builder
 	b.WriteString("; Written by pgdeck on every deploy; changes here are overwritten.\n")
@@ -49,6 +61,8 @@ func OdooConfFile(c OdooConf) ([]byte, error) {
 	for _, p := range kv {
 		fmt.Fprintf(&b, "%s = %s\n", p[0], p[1])
 	}
+	fmt.Fprintf(&b, "; %s\n", c.MaxConn.Why)
+	fmt.Fprintf(&b, "db_maxconn = %d\n", c.MaxConn.Value)
 	return []byte(b.String()), nil
 }
 
@@ -64,21 +78,57 @@ func regexpQuote(s string) string {
 }
 
 // HBA returns the pg_hba.conf lines that let only the environment's role
-// reach its database over TCP, with SCRAM; every other TCP attempt is rejected.
-// (The superuser reaches the server only through the local socket.)
+// reach its database and the cluster's `postgres` database over TCP, with
+// SCRAM; every other TCP attempt is rejected. Odoo needs `postgres`: at start
+// it checks there that its database exists, and its bus keeps LISTEN imbus
+// there. The cluster is the environment's own, so this opens nothing of
+// another environment. (The superuser reaches the server only through the
+// local socket.)
 func HBA(dbName, dbUser string) []string {
 	return []string{
-		fmt.Sprintf("host %s %s 127.0.0.1/32 scram-sha-256", dbName, dbUser),
+		fmt.Sprintf("host %s,postgres %s 127.0.0.1/32 scram-sha-256", dbName, dbUser),
 		"host all all 0.0.0.0/0 reject",
 		"host all all ::/0 reject",
 	}
+}
+
+// Connections of the primary that Odoo may not count on.
+const (
+	// MaxConnections is the primary's max_connections (until tuning makes it
+	// a setting).
+	MaxConnections = 100
+	// SuperuserReservedConnections is PostgreSQL's default
+	// superuser_reserved_connections: slots only the superuser may take.
+	SuperuserReservedConnections = 3
+	// PgdeckConnections is what pgdeck keeps for itself over TCP or the
+	// socket: the monitor's probe, a job's psql and its connect check, a
+	// backup's pg_dump, with room for one more.
+	PgdeckConnections = 5
+)
+
+// OdooMaxConn returns the db_maxconn that makes one Odoo process's pool fit
+// what the database takes: max_connections minus the superuser's reserved
+// slots and pgdeck's own, and never more than Odoo's own default of 64.
+func OdooMaxConn(maxConnections, superuserReserved, pgdeck int) MaxConn {
+	budget := maxConnections - superuserReserved - pgdeck
+	v := min(budget, 64)
+	if v < 1 {
+		v = 1
+	}
+	why := fmt.Sprintf("db_maxconn: max_connections %d - %d reserved for the superuser - %d for pgdeck = %d connections for Odoo",
+		maxConnections, superuserReserved, pgdeck, budget)
+	if budget > 64 {
+		why += "; capped at Odoo's default of 64 per process"
+	}
+	why += " (with --workers N, each process keeps its own pool: keep N x db_maxconn within that)"
+	return MaxConn{Value: v, Why: why}
 }
 
 // PrimaryConf returns the postgresql.conf settings of an environment's primary.
 func PrimaryConf() map[string]string {
 	return map[string]string{
 		"password_encryption": "scram-sha-256",
-		"max_connections":     "100",
+		"max_connections":     strconv.Itoa(MaxConnections),
 		"shared_buffers":      "128MB",
 		"log_line_prefix":     "%m [%p] %q%u@%d ",
 	}

@@ -1,0 +1,126 @@
+package provisioner
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+
+	"pgdeck/provisioner/pgexec"
+	"pgdeck/provisioner/render"
+	"pgdeck/store"
+)
+
+// OdooUser is the OS account Odoo runs as (PGDECK_ODOO_USER). The zero value
+// means none is configured: odoo.conf is 0600 for pgdeck's own user and the
+// operator makes it readable by Odoo.
+type OdooUser struct {
+	Name     string
+	UID, GID int
+}
+
+// Set reports whether an Odoo user is configured.
+func (u OdooUser) Set() bool { return u.Name != "" }
+
+// LookupOdooUser checks the user named by PGDECK_ODOO_USER: it must exist,
+// must not be root (Odoo refuses to run as root, and a root-owned file gives
+// it nothing), and pgdeck must be able to hand it the files: as root, or as
+// that user, or as a member of its group.
+func LookupOdooUser(name string) (OdooUser, error) {
+	if name == "" {
+		return OdooUser{}, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return OdooUser{}, fmt.Errorf("PGDECK_ODOO_USER: no OS user %q on this machine; create it (e.g. useradd --system --user-group %s) or leave the setting empty", name, name)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return OdooUser{}, fmt.Errorf("PGDECK_ODOO_USER: user %q has a non-numeric uid or gid (%s:%s)", name, u.Uid, u.Gid)
+	}
+	if uid == 0 {
+		return OdooUser{}, fmt.Errorf("PGDECK_ODOO_USER: %q is root; Odoo refuses to run as root: name the unprivileged user Odoo runs as", name)
+	}
+	if euid := os.Geteuid(); euid != 0 && euid != uid {
+		groups, _ := os.Getgroups()
+		if os.Getegid() != gid && !slices.Contains(groups, gid) {
+			return OdooUser{}, fmt.Errorf("PGDECK_ODOO_USER: pgdeck runs as uid %d, which can neither give files to %q nor share its group %d: run pgdeck as root or add its user to that group", euid, name, gid)
+		}
+	}
+	return OdooUser{Name: u.Username, UID: uid, GID: gid}, nil
+}
+
+// confMode is odoo.conf's mode: 0640, owned by pgdeck's user and the Odoo
+// user's group, so that Odoo reads it but cannot rewrite it (its password
+// and admin_passwd stay what pgdeck sealed); 0600 when Odoo runs as pgdeck's
+// own user or none is configured.
+func (u OdooUser) confMode() fs.FileMode {
+	if !u.Set() || u.UID == os.Geteuid() {
+		return 0o600
+	}
+	return 0o640
+}
+
+// writeOdooFiles makes the filestore folder (Odoo's data_dir, owned by the
+// Odoo user with everything in it) and writes odoo.conf.
+func (p *Provisioner) writeOdooFiles(env store.Environment, port int, dbPassword, adminPassword string) error {
+	dir := p.envDir(env.Name)
+	filestore := filepath.Join(dir, "filestore")
+	if err := os.MkdirAll(filestore, 0o750); err != nil {
+		return fmt.Errorf("filestore: %w", err)
+	}
+	ou := p.cfg.OdooUser
+	if ou.Set() {
+		if err := chownTree(filestore, ou.UID, ou.GID); err != nil {
+			return fmt.Errorf("filestore: hand it to %s: %w", ou.Name, err)
+		}
+		// Odoo walks from / to odoo.conf and its data_dir.
+		if err := (pgexec.RunAs{UID: ou.UID, GID: ou.GID, Name: ou.Name, Set: true}).EnsureTraversable(filestore); err != nil {
+			return err
+		}
+	}
+	conf, err := render.OdooConfFile(render.OdooConf{
+		DBHost: "127.0.0.1", DBPort: port, DBUser: env.DBUser, DBPassword: dbPassword, DBName: env.DBName,
+		DataDir: filestore, AdminPassword: adminPassword,
+		MaxConn: render.OdooMaxConn(render.MaxConnections, render.SuperuserReservedConnections, render.PgdeckConnections),
+	})
+	if err != nil {
+		return err
+	}
+	owner := pgexec.RunAs{}
+	if ou.Set() && ou.UID != os.Geteuid() {
+		owner = pgexec.RunAs{UID: os.Geteuid(), GID: ou.GID, Name: ou.Name, Set: true}
+	}
+	return pgexec.WriteFileAs(owner, filepath.Join(dir, "odoo.conf"), conf, ou.confMode())
+}
+
+// chownTree gives root and everything below it (symlinks themselves, never
+// followed) to uid:gid, touching only what is not already theirs, so that a
+// large filestore costs one stat per file.
+func chownTree(root string, uid, gid int) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
+			return nil
+		}
+		return os.Lchown(path, uid, gid)
+	})
+}

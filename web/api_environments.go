@@ -24,6 +24,9 @@ type apiEnvironment struct {
 	Port         *int      `json:"port"`
 	Database     string    `json:"database"`
 	User         string    `json:"user"`
+	// OdooConf is the path of the odoo.conf pgdeck writes for the
+	// environment (GET of one environment only).
+	OdooConf string `json:"odoo_conf,omitempty"`
 	// LastJob is the environment's newest job (its deploy, right after create).
 	LastJob *apiJob `json:"last_job"`
 }
@@ -78,7 +81,11 @@ func (s *Server) apiShowEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toAPIEnvironment(e, st))
+	out := toAPIEnvironment(e, st)
+	if s.jobs != nil && e.Deployed() {
+		out.OdooConf = s.jobs.OdooConfPath(e.Name)
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // apiCreateEnvironment answers POST /api/v1/environments.

@@ -20,7 +20,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
-	"pgdeck/provisioner/pgexec"
+	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/store"
 	"pgdeck/web"
 )
@@ -60,8 +60,8 @@ func cliDataDir(t *testing.T) string {
 			if err == nil {
 				var runAs pgexec.RunAs
 				if runAs, err = pgexec.DefaultRunAs(); err == nil {
-					var emb *store.Embedded
-					if emb, err = store.NewEmbedded(dir, bin, runAs, slog.New(slog.DiscardHandler)); err == nil {
+					var emb *pgexec.ControlPlane
+					if emb, err = pgexec.NewControlPlane(dir, bin, runAs, slog.New(slog.DiscardHandler)); err == nil {
 						ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 						err = emb.Stop(ctx)
 						cancel()

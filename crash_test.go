@@ -24,7 +24,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"pgdeck/provisioner/pgexec"
+	"pgdeck/provisioner/runtime/local/pgexec"
 )
 
 // crashStep is the deploy step during which the test kills pgdeck: initdb

@@ -16,10 +16,10 @@ import (
 
 	"pgdeck/monitor"
 	"pgdeck/provisioner"
-	"pgdeck/provisioner/pgexec"
 	"pgdeck/provisioner/runtime/local"
-	"pgdeck/provisioner/secret"
+	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/store"
+	"pgdeck/store/secret"
 	"pgdeck/web"
 )
 
@@ -127,7 +127,7 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger, owned bool) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	emb, err := store.NewEmbedded(cfg.DataDir, bin, runAs, log)
+	emb, err := pgexec.NewControlPlane(cfg.DataDir, bin, runAs, log)
 	if err != nil {
 		return nil, nil, err
 	}

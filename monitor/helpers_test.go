@@ -16,11 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"pgdeck/provisioner/pgexec"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/provisioner/runtime/local"
-	"pgdeck/provisioner/secret"
+	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/store"
+	"pgdeck/store/secret"
 	"pgdeck/store/storetest"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"pgdeck/provisioner/runtime"
-	"pgdeck/provisioner/secret"
 	"pgdeck/store"
+	"pgdeck/store/secret"
 )
 
 // Defaults for the zero values of Config.

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"pgdeck/provisioner"
-	"pgdeck/provisioner/pgexec"
+	"pgdeck/provisioner/runtime/local/pgexec"
 )
 
 // BenchmarkDeploy compares the deploy of one environment through the

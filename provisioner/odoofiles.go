@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"syscall"
 
-	"pgdeck/provisioner/pgexec"
 	"pgdeck/provisioner/render"
+	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/store"
 )
 
@@ -81,7 +81,7 @@ func (p *Provisioner) writeOdooFiles(env store.Environment, port int, dbPassword
 			return fmt.Errorf("filestore: hand it to %s: %w", ou.Name, err)
 		}
 		// Odoo walks from / to odoo.conf and its data_dir.
-		if err := (pgexec.RunAs{UID: ou.UID, GID: ou.GID, Name: ou.Name, Set: true}).EnsureTraversable(filestore); err != nil {
+		if err := (pgexec.RunAs{UID: ou.UID, GID: ou.GID, Name: ou.Name, Set: true}).EnsureTraversable(filestore, p.log); err != nil {
 			return err
 		}
 	}

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"pgdeck/provisioner/runtime"
-	"pgdeck/provisioner/secret"
 	"pgdeck/store"
+	"pgdeck/store/secret"
 )
 
 // Kind is what a job does.

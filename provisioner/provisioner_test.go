@@ -25,12 +25,12 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"pgdeck/provisioner"
-	"pgdeck/provisioner/pgexec"
 	"pgdeck/provisioner/render"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/provisioner/runtime/local"
-	"pgdeck/provisioner/secret"
+	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/store"
+	"pgdeck/store/secret"
 	"pgdeck/store/storetest"
 )
 

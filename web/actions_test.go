@@ -14,8 +14,8 @@ import (
 	"pgdeck/provisioner"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/provisioner/runtime/local"
-	"pgdeck/provisioner/secret"
 	"pgdeck/store"
+	"pgdeck/store/secret"
 	"pgdeck/store/storetest"
 	"pgdeck/web"
 )

@@ -13,8 +13,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"pgdeck/provisioner"
-	"pgdeck/provisioner/secret"
 	"pgdeck/store"
+	"pgdeck/store/secret"
 )
 
 // Deps are what the web layer needs from the rest of pgdeck.

@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"pgdeck/provisioner/pgexec"
+	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/store"
 )
 
 var (
 	once    sync.Once
-	emb     *store.Embedded
+	emb     *pgexec.ControlPlane
 	rootDir string
 	initErr error
 	dbSeq   atomic.Int64
@@ -58,7 +58,7 @@ func start() {
 		return
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	emb, err = store.NewEmbedded(rootDir, bin, runAs, log)
+	emb, err = pgexec.NewControlPlane(rootDir, bin, runAs, log)
 	if err != nil {
 		initErr = err
 		return
@@ -69,7 +69,7 @@ func start() {
 }
 
 // Cluster returns the shared embedded cluster, starting it on first use.
-func Cluster(t testing.TB) *store.Embedded {
+func Cluster(t testing.TB) *pgexec.ControlPlane {
 	t.Helper()
 	once.Do(start)
 	if initErr != nil {

@@ -18,8 +18,8 @@ import (
 	"sync"
 	"syscall"
 
-	"pgdeck/provisioner/pgexec"
 	"pgdeck/provisioner/runtime"
+	"pgdeck/provisioner/runtime/local/pgexec"
 )
 
 // listenAddress is where every local instance accepts TCP clients.
@@ -83,7 +83,7 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("local runtime: create root: %w", err)
 	}
-	if err := user.EnsureTraversable(filepath.Join(root, "x")); err != nil {
+	if err := user.EnsureTraversable(filepath.Join(root, "x"), logger); err != nil {
 		return nil, fmt.Errorf("local runtime: %w", err)
 	}
 	return &Runtime{
@@ -131,6 +131,7 @@ func (r *Runtime) cluster(id runtime.InstanceID, port int) *pgexec.Cluster {
 		Port:          port,
 		User:          r.user,
 		LogFile:       filepath.Join(dir, "postgresql.log"),
+		Logger:        r.log,
 	}
 	if port > 0 && len(c.SocketPath()) > 107 {
 		// Sockets paths are limited to 107 bytes; deep data folders and

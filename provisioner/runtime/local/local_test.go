@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"pgdeck/provisioner/pgexec"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/provisioner/runtime/local"
+	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/provisioner/runtime/runtimetest"
 )
 

@@ -3,6 +3,7 @@ package pgexec
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -400,7 +401,7 @@ func TestEnsureTraversable(t *testing.T) {
 		}
 		before[d] = fi.Mode().Perm()
 	}
-	if err := u.EnsureTraversable(filepath.Join(closed, "inner", "pgdata", "x")); err != nil {
+	if err := u.EnsureTraversable(filepath.Join(closed, "inner", "pgdata", "x"), slog.Default()); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range dirs {
@@ -412,7 +413,7 @@ func TestEnsureTraversable(t *testing.T) {
 			t.Errorf("%s mode %v, want %v (only o+x added)", d, got, want)
 		}
 	}
-	if err := (RunAs{}).EnsureTraversable(closed); err != nil {
+	if err := (RunAs{}).EnsureTraversable(closed, slog.Default()); err != nil {
 		t.Errorf("zero RunAs: %v", err)
 	}
 }

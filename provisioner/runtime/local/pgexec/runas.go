@@ -135,7 +135,7 @@ func (r RunAs) chownOne(path string) error {
 // by the user, adding only the o+x bit where one blocks it (e.g. /root is
 // 0700 when CI runs as root in a clone under it), and logs each change. It is
 // a no-op when r is not Set.
-func (r RunAs) EnsureTraversable(path string) error {
+func (r RunAs) EnsureTraversable(path string, log *slog.Logger) error {
 	if !r.Set {
 		return nil
 	}
@@ -181,7 +181,7 @@ func (r RunAs) EnsureTraversable(path string) error {
 		if err := os.Chmod(d, fi.Mode()|0o001); err != nil {
 			return fmt.Errorf("pgexec: add o+x to %s so that %s can reach %s: %w", d, r.Name, abs, err)
 		}
-		slog.Warn("added o+x to a folder so that PostgreSQL can reach its files",
+		log.Warn("added o+x to a folder so that PostgreSQL can reach its files",
 			"path", d, "user", r.Name, "old_mode", fmt.Sprintf("%04o", perm), "target", abs)
 	}
 	return nil

@@ -48,6 +48,16 @@ type Cluster struct {
 	// LogFile is the server log (pg_ctl -l); "" means <DataDir>.log beside
 	// the data directory.
 	LogFile string
+	// Logger receives what pgdeck does to the cluster; nil discards it.
+	Logger *slog.Logger
+}
+
+// logger returns the cluster's logger, a discarding one when none is set.
+func (c *Cluster) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
 }
 
 // InitOptions are the settings Init writes besides the Cluster's own.
@@ -175,7 +185,7 @@ func (c *Cluster) prepareDirs() error {
 		return err
 	}
 	for _, p := range []string{c.DataDir, c.SocketPath(), c.Log()} {
-		if err := c.User.EnsureTraversable(p); err != nil {
+		if err := c.User.EnsureTraversable(p, c.logger()); err != nil {
 			return err
 		}
 	}
@@ -219,7 +229,7 @@ func (c *Cluster) initdb(ctx context.Context, initdb string, opt InitOptions) er
 				os.RemoveAll(tmp)
 				return fmt.Errorf("pgexec: initdb %s: %w", c.DataDir, err)
 			}
-			slog.Info("initialized postgresql cluster", "data_dir", c.DataDir, "locale", locale)
+			c.logger().Info("initialized postgresql cluster", "data_dir", c.DataDir, "locale", locale)
 			return nil
 		}
 		os.RemoveAll(tmp)
@@ -244,14 +254,14 @@ const initdbPattern = ".initdb-*"
 // (initdb cannot create it in a root-owned parent), and returns its path.
 func (c *Cluster) freshDataDir() (string, error) {
 	if _, err := os.Lstat(c.DataDir); err == nil {
-		slog.Warn("removing half-made postgresql data directory (no PG_VERSION)", "data_dir", c.DataDir)
+		c.logger().Warn("removing half-made postgresql data directory (no PG_VERSION)", "data_dir", c.DataDir)
 		if err := os.RemoveAll(c.DataDir); err != nil {
 			return "", fmt.Errorf("pgexec: remove half-made data directory: %w", err)
 		}
 	}
 	leftovers, _ := filepath.Glob(c.DataDir + initdbPattern)
 	for _, d := range leftovers {
-		slog.Warn("removing what an interrupted initdb left", "dir", d)
+		c.logger().Warn("removing what an interrupted initdb left", "dir", d)
 		if pids := serverProcesses(d); len(pids) > 0 {
 			killAll(context.Background(), pids, d)
 		}
@@ -326,7 +336,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		return fmt.Errorf("pgexec: start %s: %w: %s\nserver log:\n%s", c.DataDir, err, strings.TrimSpace(string(out)), c.LogTail(20))
 	}
 	pid, _ := c.Running()
-	slog.Info("started postgresql", "data_dir", c.DataDir, "pid", pid, "port", c.Port)
+	c.logger().Info("started postgresql", "data_dir", c.DataDir, "pid", pid, "port", c.Port)
 	return nil
 }
 
@@ -350,7 +360,7 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		if _, ok := c.Running(); !ok {
 			return nil
 		}
-		slog.Warn("fast shutdown failed, trying immediate", "data_dir", c.DataDir, "error", err, "output", strings.TrimSpace(string(out)))
+		c.logger().Warn("fast shutdown failed, trying immediate", "data_dir", c.DataDir, "error", err, "output", strings.TrimSpace(string(out)))
 		out, err = c.run(ctx, nil, false, pgctl, "stop", "-w", "-t", t, "-m", "immediate", "-D", c.DataDir)
 		if err != nil {
 			if _, ok := c.Running(); ok {
@@ -358,7 +368,7 @@ func (c *Cluster) Stop(ctx context.Context) error {
 			}
 		}
 	}
-	slog.Info("stopped postgresql", "data_dir", c.DataDir)
+	c.logger().Info("stopped postgresql", "data_dir", c.DataDir)
 	return nil
 }
 
@@ -403,11 +413,11 @@ func (c *Cluster) Ready(ctx context.Context) error {
 func (c *Cluster) clearStale(ctx context.Context) error {
 	pid, exists, _ := readPidFile(c.DataDir)
 	if orphans := serverProcesses(c.DataDir); len(orphans) > 0 {
-		slog.Warn("stopping orphaned postgresql processes", "data_dir", c.DataDir, "pids", orphans)
+		c.logger().Warn("stopping orphaned postgresql processes", "data_dir", c.DataDir, "pids", orphans)
 		killAll(ctx, orphans, c.DataDir)
 	}
 	if exists {
-		slog.Warn("removing stale postmaster.pid", "data_dir", c.DataDir, "pid", pid)
+		c.logger().Warn("removing stale postmaster.pid", "data_dir", c.DataDir, "pid", pid)
 		if err := os.Remove(filepath.Join(c.DataDir, pidFileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("pgexec: remove stale postmaster.pid: %w", err)
 		}

@@ -18,7 +18,8 @@ type Environment struct {
 	DesiredState string    `db:"desired_state"`
 	CreatedAt    time.Time `db:"created_at"`
 	UpdatedAt    time.Time `db:"updated_at"`
-	// Port is the 127.0.0.1 port of the environment's PostgreSQL, once allocated.
+	// Port is the port of the environment's primary instance, once
+	// allocated (read from its instances record).
 	Port *int `db:"port"`
 	// DBName and DBUser are the environment's database and its owning role.
 	DBName string `db:"db_name"`
@@ -34,7 +35,8 @@ type Environment struct {
 func (e Environment) Deployed() bool { return e.DeployedAt != nil }
 
 const environmentColumns = `id, name, odoo_version, stage, plan, desired_state, created_at, updated_at,
-	port, db_name, db_user, db_password, admin_password, deployed_at`
+	(SELECT i.port FROM instances i WHERE i.environment_id = environments.id AND i.role = 'primary') AS port,
+	db_name, db_user, db_password, admin_password, deployed_at`
 
 // CreateEnvironment inserts an environment; a duplicate name is ErrConflict.
 func (s *Store) CreateEnvironment(ctx context.Context, e Environment) (Environment, error) {
@@ -78,45 +80,6 @@ func (s *Store) EnvironmentByID(ctx context.Context, id int64) (Environment, err
 		return Environment{}, fmt.Errorf("store: environment %d: %w", id, notFound(err))
 	}
 	return e, nil
-}
-
-// UsedPorts returns every port recorded for an environment.
-func (s *Store) UsedPorts(ctx context.Context) (map[int]bool, error) {
-	rows, _ := s.Pool.Query(ctx, `SELECT port FROM environments WHERE port IS NOT NULL`)
-	ports, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil {
-		return nil, fmt.Errorf("store: used ports: %w", err)
-	}
-	out := make(map[int]bool, len(ports))
-	for _, p := range ports {
-		out[p] = true
-	}
-	return out, nil
-}
-
-// SetPort records the environment's port unless it has one; a port taken by
-// another environment is ErrConflict. It returns the port now recorded.
-func (s *Store) SetPort(ctx context.Context, id int64, port int) (int, error) {
-	var got int
-	err := s.Pool.QueryRow(ctx, `UPDATE environments SET port = coalesce(port, $2), updated_at = now()
-		WHERE id = $1 RETURNING port`, id, port).Scan(&got)
-	if isUniqueViolation(err) {
-		return 0, fmt.Errorf("store: set port %d: %w", port, ErrConflict)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("store: set port %d: %w", port, notFound(err))
-	}
-	return got, nil
-}
-
-// ClearPort forgets the port of an environment that was never deployed, so
-// that its next deploy chooses another.
-func (s *Store) ClearPort(ctx context.Context, id int64) error {
-	_, err := s.Pool.Exec(ctx, `UPDATE environments SET port = NULL, updated_at = now() WHERE id = $1 AND deployed_at IS NULL`, id)
-	if err != nil {
-		return fmt.Errorf("store: clear port of %d: %w", id, err)
-	}
-	return nil
 }
 
 // SetCredentials records the environment's database, role and sealed

@@ -62,13 +62,69 @@ func (id InstanceID) Validate() error {
 // Spec is the desired shape of an instance.
 type Spec struct {
 	ID InstanceID
-	// Port is the TCP port on 127.0.0.1 that pgdeck allocated for it.
+	// Port is the port pgdeck allocated for it (recorded in the store's
+	// instances); where clients reach it is the runtime's Address.
 	Port int
+	// Init says how the instance's data is made the first time.
+	Init Init
+	// Program is what the instance runs; the zero value is postgres.
+	Program Program
+	// Resources are the plan's limits for the instance; a runtime that can
+	// enforce them (containers) does, the local runtime records nothing.
+	Resources Resources
 	// Conf holds extra postgresql.conf settings.
 	Conf map[string]string
 	// HBA holds pg_hba.conf lines, after the local trust line for the
 	// superuser over the socket.
 	HBA []string
+}
+
+// InitKind is how an instance's data is made.
+type InitKind string
+
+// The ways an instance's data is made.
+const (
+	// InitDB makes a new, empty cluster (initdb); the zero value.
+	InitDB InitKind = ""
+	// InitBaseBackup copies another instance (pg_basebackup through a
+	// replication slot), for a replica.
+	InitBaseBackup InitKind = "basebackup"
+	// InitNone makes no data folder (a pooler).
+	InitNone InitKind = "none"
+)
+
+// Init is how an instance's data is made the first time.
+type Init struct {
+	Kind InitKind
+	// From is the instance a base backup copies, and Slot the physical
+	// replication slot it streams through (InitBaseBackup only).
+	From InstanceID
+	Slot string
+}
+
+// Program is the server an instance runs.
+type Program string
+
+// The programs an instance can run.
+const (
+	ProgramPostgres  Program = ""
+	ProgramPgBouncer Program = "pgbouncer"
+)
+
+// Resources are an instance's share of its plan.
+type Resources struct {
+	MemoryMB  int
+	CPUs      float64
+	StorageGB int
+}
+
+// Owner is the OS account that owns an environment-level file or folder;
+// the zero value is the runtime's own default (pgdeck's user).
+type Owner struct {
+	UID, GID int
+	// Name is the account's name, for messages.
+	Name string
+	Set  bool
 }
 
 // State is what a runtime knows about an instance.
@@ -95,12 +151,13 @@ type Status struct {
 var ErrMissing = errors.New("instance does not exist")
 
 // Runtime creates, starts, stops and removes instances, reports whether they
-// run, writes files into them and runs commands in them. Every operation is
+// run, writes files into them and runs commands in them; it also keeps each
+// environment's own files (odoo.conf, the filestore). Every operation is
 // idempotent; Start and Exec on an instance that does not exist return an
 // error wrapping ErrMissing, while Stop and Remove return nil.
 type Runtime interface {
-	// Create makes the instance (initdb) if it is missing and rewrites its
-	// configuration and pg_hba from spec every time.
+	// Create makes the instance (spec.Init) if it is missing and rewrites
+	// its configuration and pg_hba from spec every time.
 	Create(ctx context.Context, spec Spec) error
 	// Start starts the instance; starting a running instance does nothing.
 	Start(ctx context.Context, id InstanceID) error
@@ -110,14 +167,38 @@ type Runtime interface {
 	Remove(ctx context.Context, id InstanceID) error
 	// Status reports the instance's state.
 	Status(ctx context.Context, id InstanceID) (Status, error)
+	// List returns every instance the runtime holds (folders locally,
+	// labelled containers in Docker), whatever the store says.
+	List(ctx context.Context) ([]InstanceID, error)
 	// WriteFile writes data into the instance's folder at rel, a relative
 	// path without "..".
 	WriteFile(ctx context.Context, id InstanceID, rel string, data []byte, mode os.FileMode) error
 	// Exec runs a command in the instance (e.g. "psql", "-c", sql) as the
 	// superuser over the local socket and returns its combined output.
 	Exec(ctx context.Context, id InstanceID, stdin []byte, argv ...string) ([]byte, error)
-	// Address returns where clients reach the instance over TCP.
+	// Address returns where pgdeck (and Odoo, which runs beside it) reaches
+	// the instance over TCP; port 0 when it is missing.
 	Address(id InstanceID) (host string, port int)
+	// PeerAddress returns where the environment's other instances reach
+	// it (a replica its primary, a pooler its database); inside a Docker
+	// network this differs from Address.
+	PeerAddress(id InstanceID) (host string, port int)
+	// ClientNetwork is the address range, as a pg_hba.conf address, from
+	// which the environment's clients (Odoo, pgdeck, its other instances)
+	// reach its instances.
+	ClientNetwork(env string) string
+
+	// EnvPath is where an environment-level file or folder lives, as Odoo
+	// (on this host) sees it: odoo.conf, the filestore.
+	EnvPath(env, rel string) string
+	// MakeEnvDir creates an environment-level folder and hands it, with
+	// everything below it, to owner.
+	MakeEnvDir(ctx context.Context, env, rel string, owner Owner) error
+	// WriteEnvFile replaces an environment-level file atomically, owned by
+	// owner with mode.
+	WriteEnvFile(ctx context.Context, env, rel string, data []byte, mode os.FileMode, owner Owner) error
+	// RemoveEnv removes every instance of the environment and its own files.
+	RemoveEnv(ctx context.Context, env string) error
 }
 
 // CleanRel checks a path for WriteFile: relative, inside the instance folder

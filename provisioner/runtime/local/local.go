@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,9 +24,13 @@ import (
 // listenAddress is where every local instance accepts TCP clients.
 const listenAddress = "127.0.0.1"
 
-// metaFile records what Create was given, so that later operations (which
-// only get an InstanceID) know the instance's port.
-const metaFile = "instance.json"
+// legacyMetaFile is where pgdeck before the instances record kept a copy of
+// the port; the port is now read from the cluster's pgdeck.conf only, and a
+// leftover file is removed by the next Create.
+const legacyMetaFile = "instance.json"
+
+// clientNetwork is the pg_hba.conf address of every local client.
+const clientNetwork = "127.0.0.1/32"
 
 // Config configures the local runtime.
 type Config struct {
@@ -103,11 +106,6 @@ func (r *Runtime) InstanceDir(id runtime.InstanceID) string {
 	return filepath.Join(r.root, id.Env, string(id.Role))
 }
 
-// meta is the content of instance.json.
-type meta struct {
-	Port int `json:"port"`
-}
-
 func (r *Runtime) lock(id runtime.InstanceID) func() {
 	r.mu.Lock()
 	l, ok := r.locks[id]
@@ -152,26 +150,11 @@ func (r *Runtime) load(id runtime.InstanceID) (*pgexec.Cluster, error) {
 	if !c.Initialized() {
 		return nil, fmt.Errorf("local runtime: %s: %w", id, runtime.ErrMissing)
 	}
-	m, err := r.readMeta(id)
+	port, err := pgexec.ReadPort(c.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("local runtime: %s: %w", id, err)
 	}
-	return r.cluster(id, m.Port), nil
-}
-
-func (r *Runtime) readMeta(id runtime.InstanceID) (meta, error) {
-	var m meta
-	b, err := os.ReadFile(filepath.Join(r.InstanceDir(id), metaFile))
-	if err != nil {
-		return m, fmt.Errorf("read %s: %w", metaFile, err)
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("read %s: %w", metaFile, err)
-	}
-	if m.Port < 1 || m.Port > 65535 {
-		return m, fmt.Errorf("%s: invalid port %d", metaFile, m.Port)
-	}
-	return m, nil
+	return r.cluster(id, port), nil
 }
 
 // Create makes the instance with initdb if it is missing and writes its
@@ -184,6 +167,9 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	}
 	if id.Role != runtime.RolePrimary {
 		return fmt.Errorf("local runtime: create %s: role %q is not supported yet", id, id.Role)
+	}
+	if spec.Init.Kind != runtime.InitDB || spec.Program != runtime.ProgramPostgres {
+		return fmt.Errorf("local runtime: create %s: init %q / program %q are not supported yet", id, spec.Init.Kind, spec.Program)
 	}
 	if spec.Port < 1 || spec.Port > 65535 {
 		return fmt.Errorf("local runtime: create %s: port %d out of range 1-65535", id, spec.Port)
@@ -200,8 +186,8 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 			return fmt.Errorf("local runtime: create %s: %w", id, err)
 		}
 	}
-	old, oldErr := r.readMeta(id)
 	c := r.cluster(id, spec.Port)
+	oldPort, oldErr := pgexec.ReadPort(c.DataDir)
 	if err := r.ensureSocketDir(c); err != nil {
 		return fmt.Errorf("local runtime: create %s: %w", id, err)
 	}
@@ -210,14 +196,11 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	if err != nil {
 		return fmt.Errorf("local runtime: create %s: %w", id, err)
 	}
-	b, _ := json.Marshal(meta{Port: spec.Port})
-	if err := pgexec.WriteFileAs(r.user, filepath.Join(dir, metaFile), append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("local runtime: create %s: %w", id, err)
-	}
+	os.Remove(filepath.Join(dir, legacyMetaFile))
 	if created {
 		r.log.Info("created instance", "env", id.Env, "role", id.Role, "port", spec.Port, "dir", dir)
 	}
-	if oldErr != nil || old.Port == spec.Port {
+	if oldErr != nil || oldPort == spec.Port {
 		if err := c.Reload(ctx); err != nil {
 			return fmt.Errorf("local runtime: create %s: %w", id, err)
 		}
@@ -225,11 +208,11 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	}
 	// The port (and with it the socket name) changed: a running server must
 	// restart to move, and it must be stopped through its old socket.
-	prev := r.cluster(id, old.Port)
+	prev := r.cluster(id, oldPort)
 	if _, ok := prev.Running(); !ok {
 		return nil
 	}
-	r.log.Info("restarting instance on its new port", "env", id.Env, "role", id.Role, "old_port", old.Port, "port", spec.Port)
+	r.log.Info("restarting instance on its new port", "env", id.Env, "role", id.Role, "old_port", oldPort, "port", spec.Port)
 	if err := prev.Stop(ctx); err != nil {
 		return fmt.Errorf("local runtime: create %s: %w", id, err)
 	}
@@ -311,7 +294,7 @@ func (r *Runtime) Remove(ctx context.Context, id runtime.InstanceID) error {
 			return fmt.Errorf("local runtime: remove %s: %w", id, err)
 		}
 	case !errors.Is(err, runtime.ErrMissing):
-		// Without instance.json the port is unknown, but a server may still
+		// Without pgdeck.conf the port is unknown, but a server may still
 		// run in the data folder: stop it through pg_ctl, which needs none.
 		c = r.cluster(id, 1)
 		if err := c.Stop(ctx); err != nil {
@@ -448,15 +431,21 @@ func (r *Runtime) Exec(ctx context.Context, id runtime.InstanceID, stdin []byte,
 
 // Address returns 127.0.0.1 and the instance's port (0 when it is missing).
 func (r *Runtime) Address(id runtime.InstanceID) (host string, port int) {
-	if id.Validate() != nil {
-		return listenAddress, 0
-	}
-	m, err := r.readMeta(id)
+	c, err := r.load(id)
 	if err != nil {
 		return listenAddress, 0
 	}
-	return listenAddress, m.Port
+	return listenAddress, c.Port
 }
+
+// PeerAddress is Address: locally every instance reaches every other one
+// the way pgdeck does.
+func (r *Runtime) PeerAddress(id runtime.InstanceID) (host string, port int) {
+	return r.Address(id)
+}
+
+// ClientNetwork is 127.0.0.1/32: every local instance listens there only.
+func (r *Runtime) ClientNetwork(string) string { return clientNetwork }
 
 // Cluster returns the pgexec cluster behind an instance, for callers that
 // need more than the Runtime interface (e.g. pg_basebackup for a replica).

@@ -32,6 +32,7 @@ func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime, freePort f
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, newRuntime(t), freePort(t)) })
 	t.Run("Idempotence", func(t *testing.T) { testIdempotence(t, newRuntime(t), freePort(t)) })
 	t.Run("Validation", func(t *testing.T) { testValidation(t, newRuntime(t), freePort(t)) })
+	t.Run("Inventory", func(t *testing.T) { testInventory(t, newRuntime(t), freePort(t)) })
 }
 
 func primary(env string) runtime.InstanceID {

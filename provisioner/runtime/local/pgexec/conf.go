@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -166,4 +167,25 @@ func WriteFileAs(u RunAs, path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("pgexec: write %s: %w", path, err)
 	}
 	return nil
+}
+
+// ReadPort returns the port written in dataDir's pgdeck.conf, the one
+// record of where a local instance listens.
+func ReadPort(dataDir string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, confFileName))
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", confFileName, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.TrimSpace(k) != "port" {
+			continue
+		}
+		port, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || port < 1 || port > 65535 {
+			return 0, fmt.Errorf("%s: invalid port %q", confFileName, strings.TrimSpace(v))
+		}
+		return port, nil
+	}
+	return 0, fmt.Errorf("%s: no port", confFileName)
 }

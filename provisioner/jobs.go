@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -112,7 +111,7 @@ func (r *run) deploy(ctx context.Context, env store.Environment) error {
 		// are reused by the next try).
 		r.logf(ctx, "removing what this failed deploy made")
 		if rerr := r.p.removeAll(context.WithoutCancel(ctx), env.Name); rerr != nil {
-			r.logf(ctx, "cleanup failed: %s (remove %s by hand)", rerr, r.p.envDir(env.Name))
+			r.logf(ctx, "cleanup failed: %s (remove %s by hand)", rerr, r.p.rt.EnvPath(env.Name, "."))
 			return fmt.Errorf("%w; cleanup also failed: %v", err, rerr)
 		}
 	}
@@ -169,7 +168,7 @@ func (r *run) deploySteps(ctx context.Context, env store.Environment) error {
 	}
 
 	r.step(ctx, "Writing the filestore and odoo.conf", 85)
-	if err := r.p.writeOdooFiles(env, port, dbPassword, adminPassword); err != nil {
+	if err := r.p.writeOdooFiles(ctx, env, port, dbPassword, adminPassword); err != nil {
 		return err
 	}
 
@@ -266,11 +265,6 @@ func portFree(port int) bool {
 	}
 	ln.Close()
 	return true
-}
-
-// OdooConfPath is where the environment's odoo.conf is written.
-func (p *Provisioner) OdooConfPath(env string) string {
-	return filepath.Join(p.envDir(env), "odoo.conf")
 }
 
 // checkConnect proves that the environment's role reaches its database over TCP.

@@ -82,7 +82,7 @@ func TestOdooUserOwnsItsFiles(t *testing.T) {
 	ou := ensureOdooUser(t)
 	h := newHarness(t)
 	h.p = provisioner.New(provisioner.Config{
-		EnvRoot: h.root, PortLow: h.lo, PortHigh: h.hi, Workers: 2, PollInterval: 50 * time.Millisecond, OdooUser: ou,
+		PortLow: h.lo, PortHigh: h.hi, Workers: 2, PollInterval: 50 * time.Millisecond, OdooUser: ou,
 	}, h.st, h.rt, h.box, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	h.deploy("files")
 	conf, filestore := h.p.OdooConfPath("files"), filepath.Join(h.envDir("files"), "filestore")

@@ -1,18 +1,16 @@
 package provisioner
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/user"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 
 	"pgdeck/provisioner/render"
-	"pgdeck/provisioner/runtime/local/pgexec"
+	"pgdeck/provisioner/runtime"
 	"pgdeck/store"
 )
 
@@ -68,59 +66,33 @@ func (u OdooUser) confMode() fs.FileMode {
 }
 
 // writeOdooFiles makes the filestore folder (Odoo's data_dir, owned by the
-// Odoo user with everything in it) and writes odoo.conf.
-func (p *Provisioner) writeOdooFiles(env store.Environment, port int, dbPassword, adminPassword string) error {
-	dir := p.envDir(env.Name)
-	filestore := filepath.Join(dir, "filestore")
-	if err := os.MkdirAll(filestore, 0o750); err != nil {
+// Odoo user with everything in it) and writes odoo.conf, both through the
+// runtime's environment scope.
+func (p *Provisioner) writeOdooFiles(ctx context.Context, env store.Environment, port int, dbPassword, adminPassword string) error {
+	ou := p.cfg.OdooUser
+	var odoo, conf runtime.Owner
+	if ou.Set() {
+		odoo = runtime.Owner{UID: ou.UID, GID: ou.GID, Name: ou.Name, Set: true}
+		if ou.UID != os.Geteuid() {
+			conf = runtime.Owner{UID: os.Geteuid(), GID: ou.GID, Name: ou.Name, Set: true}
+		}
+	}
+	if err := p.rt.MakeEnvDir(ctx, env.Name, "filestore", odoo); err != nil {
 		return fmt.Errorf("filestore: %w", err)
 	}
-	ou := p.cfg.OdooUser
-	if ou.Set() {
-		if err := chownTree(filestore, ou.UID, ou.GID); err != nil {
-			return fmt.Errorf("filestore: hand it to %s: %w", ou.Name, err)
-		}
-		// Odoo walks from / to odoo.conf and its data_dir.
-		if err := (pgexec.RunAs{UID: ou.UID, GID: ou.GID, Name: ou.Name, Set: true}).EnsureTraversable(filestore, p.log); err != nil {
-			return err
-		}
-	}
-	conf, err := render.OdooConfFile(render.OdooConf{
-		DBHost: "127.0.0.1", DBPort: port, DBUser: env.DBUser, DBPassword: dbPassword, DBName: env.DBName,
-		DataDir: filestore, AdminPassword: adminPassword,
+	host, _ := p.rt.Address(primary(env.Name))
+	text, err := render.OdooConfFile(render.OdooConf{
+		DBHost: host, DBPort: port, DBUser: env.DBUser, DBPassword: dbPassword, DBName: env.DBName,
+		DataDir: p.rt.EnvPath(env.Name, "filestore"), AdminPassword: adminPassword,
 		MaxConn: render.OdooMaxConn(render.MaxConnections, render.SuperuserReservedConnections, render.PgdeckConnections),
 	})
 	if err != nil {
 		return err
 	}
-	owner := pgexec.RunAs{}
-	if ou.Set() && ou.UID != os.Geteuid() {
-		owner = pgexec.RunAs{UID: os.Geteuid(), GID: ou.GID, Name: ou.Name, Set: true}
-	}
-	return pgexec.WriteFileAs(owner, filepath.Join(dir, "odoo.conf"), conf, ou.confMode())
+	return p.rt.WriteEnvFile(ctx, env.Name, "odoo.conf", text, ou.confMode(), conf)
 }
 
-// chownTree gives root and everything below it (symlinks themselves, never
-// followed) to uid:gid, touching only what is not already theirs, so that a
-// large filestore costs one stat per file.
-func chownTree(root string, uid, gid int) error {
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		info, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
-			return nil
-		}
-		return os.Lchown(path, uid, gid)
-	})
+// OdooConfPath is where the environment's odoo.conf is written.
+func (p *Provisioner) OdooConfPath(env string) string {
+	return p.rt.EnvPath(env, "odoo.conf")
 }

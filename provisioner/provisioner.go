@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -50,9 +48,6 @@ var ErrBusy = store.ErrBusy
 
 // Config tells the provisioner where environments live and which ports it may use.
 type Config struct {
-	// EnvRoot is the folder holding one folder per environment (the local
-	// runtime's root): <EnvRoot>/<env>/odoo.conf, filestore/, primary/.
-	EnvRoot string
 	// PortLow and PortHigh bound the 127.0.0.1 ports handed to environments.
 	PortLow, PortHigh int
 	// Workers is how many jobs run at once (one per environment at most).
@@ -325,20 +320,23 @@ func (p *Provisioner) Reconcile(ctx context.Context) error {
 			return err
 		}
 	}
-	entries, err := os.ReadDir(p.cfg.EnvRoot)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	held, err := p.rt.List(ctx)
+	if err != nil {
 		return fmt.Errorf("provisioner: reconcile: %w", err)
 	}
-	for _, d := range entries {
-		if !d.IsDir() || known[d.Name()] {
-			continue
+	orphans := map[string]bool{}
+	for _, id := range held {
+		if !known[id.Env] {
+			orphans[id.Env] = true
 		}
-		if _, err := p.store.ActiveJob(ctx, d.Name()); err == nil {
+	}
+	for env := range orphans {
+		if _, err := p.store.ActiveJob(ctx, env); err == nil {
 			continue // a delete job will finish it
 		}
-		p.log.Warn("reconcile: removing the folder of an environment that no longer exists", "env", d.Name())
-		if err := p.removeAll(ctx, d.Name()); err != nil {
-			p.log.Error("reconcile: remove orphan", "env", d.Name(), "error", err)
+		p.log.Warn("reconcile: removing the instances and files of an environment that no longer exists", "env", env)
+		if err := p.removeAll(ctx, env); err != nil {
+			p.log.Error("reconcile: remove orphan", "env", env, "error", err)
 		}
 	}
 	return nil
@@ -348,18 +346,7 @@ func primary(env string) runtime.InstanceID {
 	return runtime.InstanceID{Env: env, Role: runtime.RolePrimary}
 }
 
-// envDir is the environment's folder.
-func (p *Provisioner) envDir(env string) string { return filepath.Join(p.cfg.EnvRoot, env) }
-
-// removeAll removes every instance of the environment and its folder.
+// removeAll removes every instance of the environment and its own files.
 func (p *Provisioner) removeAll(ctx context.Context, env string) error {
-	for _, r := range []runtime.Role{runtime.RoleReplica, runtime.RolePooler, runtime.RolePrimary} {
-		if err := p.rt.Remove(ctx, runtime.InstanceID{Env: env, Role: r}); err != nil {
-			return err
-		}
-	}
-	if err := os.RemoveAll(p.envDir(env)); err != nil {
-		return fmt.Errorf("remove %s: %w", p.envDir(env), err)
-	}
-	return nil
+	return p.rt.RemoveEnv(ctx, env)
 }

@@ -90,7 +90,7 @@ func newHarnessAt(t testing.TB, root string) *harness {
 	}
 	h := &harness{t: t, st: st, rt: rt, box: box, root: abs, lo: lo, hi: lo + 199}
 	h.p = provisioner.New(provisioner.Config{
-		EnvRoot: h.root, PortLow: h.lo, PortHigh: h.hi, Workers: 2, PollInterval: 50 * time.Millisecond,
+		PortLow: h.lo, PortHigh: h.hi, Workers: 2, PollInterval: 50 * time.Millisecond,
 	}, st, rt, box, log)
 	t.Cleanup(h.cleanup)
 	return h
@@ -1266,7 +1266,7 @@ func (h *harness) newInstance(t *testing.T, rt runtime.Runtime, cfg provisioner.
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	cfg.EnvRoot, cfg.PortLow, cfg.PortHigh = h.root, h.lo, h.hi
+	cfg.PortLow, cfg.PortHigh = h.lo, h.hi
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return provisioner.New(cfg, st, rt, h.box, log), st
 }

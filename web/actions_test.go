@@ -47,7 +47,7 @@ func newJobsApp(t *testing.T) *jobsApp {
 		t.Fatal(err)
 	}
 	lo := freePortWindow(t)
-	prov := provisioner.New(provisioner.Config{EnvRoot: root + "/envs", PortLow: lo, PortHigh: lo + 20}, st, rt, box, log)
+	prov := provisioner.New(provisioner.Config{PortLow: lo, PortHigh: lo + 20}, st, rt, box, log)
 	h := web.New(web.Deps{Store: st, Log: log, Version: "test", Jobs: prov, Box: box}).Handler()
 	t.Cleanup(func() {
 		// Remove whatever the test deployed: no cluster outlives the test.

@@ -11,10 +11,10 @@ DEB_PKGS  := postgresql pgbouncer chromium
 HTMX      := static/js/htmx.min.js
 TEST_OUT  := testdata/out
 
-.PHONY: deps generate build run test test-go test-odoo check-generated bench fmt lint clean
+.PHONY: check-htmx deps generate build run test test-go test-odoo check-generated bench fmt lint clean
 
 ## deps: install what is missing (Debian packages, npm packages, Go modules).
-deps: .deps-debian node_modules/.package-lock.json $(HTMX)
+deps: .deps-debian node_modules/.package-lock.json check-htmx
 	@$(GO) mod download
 
 .deps-debian:
@@ -34,9 +34,11 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "npm is missing; run: sudo apt-get install -y npm"; exit 1; }
 	npm ci --no-audit --no-fund
 
-$(HTMX): node_modules/.package-lock.json
-	@mkdir -p static/js
-	cp node_modules/htmx.org/dist/htmx.min.js $@
+# The pinned htmx is committed (so that go build works on a fresh clone);
+# make checks that it is the build package-lock.json pins.
+check-htmx: node_modules/.package-lock.json
+	@cmp -s node_modules/htmx.org/dist/htmx.min.js $(HTMX) || { \
+	  echo "$(HTMX) is not the htmx that package-lock.json pins; run: cp node_modules/htmx.org/dist/htmx.min.js $(HTMX) (and commit it)"; exit 1; }
 
 ## generate: templ components → *_templ.go (committed).
 generate:
@@ -114,12 +116,13 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 	$(TEMPL) fmt .
 
-## lint: gofmt and go vet.
+## lint: gofmt, go vet and staticcheck (pinned as a Go tool in go.mod).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_templ.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags odoo .
+	$(GO) tool staticcheck -tags odoo ./...
 
 clean:
 	rm -rf bin $(TEST_OUT)

@@ -409,21 +409,6 @@ func createOwnerInBrowser(t *testing.T, ctx context.Context, srv *testServer, em
 	)
 }
 
-// logIn signs in through the login form and waits for the Environments page.
-func logIn(t *testing.T, ctx context.Context, srv *testServer, email, password string) {
-	t.Helper()
-	do(t, ctx, "open the login form",
-		chromedp.Navigate(srv.at("/login")),
-		chromedp.WaitVisible(chromedp.ID("login-form")),
-	)
-	retype(t, ctx, "#f-email", email)
-	do(t, ctx, "submit the login form",
-		chromedp.SendKeys(chromedp.ID("f-password"), password),
-		chromedp.Click(chromedp.ID("login-submit")),
-		chromedp.WaitVisible(chromedp.CSS(".topnav")),
-	)
-}
-
 // logOut clicks "Log out" in the top bar and waits for the login form.
 func logOut(t *testing.T, ctx context.Context) {
 	t.Helper()

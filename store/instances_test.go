@@ -35,7 +35,7 @@ func TestUpgradeCarriesPortsIntoInstances(t *testing.T) {
 	for _, f := range files {
 		name := filepath.Base(f)
 		v, _ := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
-		if v > 2 {
+		if v >= 6 { // 006_instances and later
 			break
 		}
 		sql, err := os.ReadFile(f)

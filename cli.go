@@ -91,7 +91,7 @@ func tokenAdd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	tok, prefix := web.NewAPIToken()
-	if _, err := st.CreateAPIToken(ctx, u.ID, *name, prefix, web.HashAPIToken(tok)); err != nil {
+	if _, err := st.CreateAPIToken(ctx, u.ID, *name, prefix, web.HashAPIToken(tok), nil); err != nil {
 		return err
 	}
 	if err := st.Audit(ctx, store.AuditEntry{Actor: "cli", Action: "token.create", Target: *name, Detail: u.Email + " " + prefix}); err != nil {

@@ -46,7 +46,7 @@ func (s *Server) createToken(c echo.Context) error {
 		return s.renderAccount(c, http.StatusUnprocessableEntity, "", f)
 	}
 	tok, prefix := NewAPIToken()
-	if _, err := s.store.CreateAPIToken(c.Request().Context(), u.ID, name, prefix, HashAPIToken(tok)); err != nil {
+	if _, err := s.store.CreateAPIToken(c.Request().Context(), u.ID, name, prefix, HashAPIToken(tok), nil); err != nil {
 		return err
 	}
 	s.audit(c, "token.create", name, prefix)

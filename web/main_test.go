@@ -67,7 +67,7 @@ func (a *app) user(email, role string) store.User {
 func (a *app) token(u store.User) string {
 	a.t.Helper()
 	tok, prefix := web.NewAPIToken()
-	if _, err := a.st.CreateAPIToken(context.Background(), u.ID, "test", prefix, web.HashAPIToken(tok)); err != nil {
+	if _, err := a.st.CreateAPIToken(context.Background(), u.ID, "test", prefix, web.HashAPIToken(tok), nil); err != nil {
 		a.t.Fatal(err)
 	}
 	return tok

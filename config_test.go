@@ -3,9 +3,9 @@ package main
 import (
 	"flag"
 	"fmt"
-	"reflect"
 	"io"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"

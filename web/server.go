@@ -3,6 +3,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net"
@@ -43,6 +44,9 @@ type Deps struct {
 	// HashSlots is how many password hashes may run at once; 0 means one
 	// per CPU.
 	HashSlots int
+	// AccountLoginCeiling is how many attempts per window an account takes
+	// from browsers and addresses that never signed in to it; 0 means 100.
+	AccountLoginCeiling int
 	// Version is shown by /healthz.
 	Version string
 	// Jobs queues changes to environments (the provisioner); nil in tests
@@ -69,6 +73,7 @@ type Server struct {
 	limiter  *loginLimiter
 	// hashSlots holds one token per password hash running.
 	hashSlots chan struct{}
+	ceiling   int
 	key       []byte
 	secure    bool
 	hsts      bool
@@ -118,6 +123,7 @@ func New(d Deps) *Server {
 		limiter:  newLoginLimiter(loginWindow, loginLimiterKeys),
 
 		hashSlots: make(chan struct{}, slots),
+		ceiling:   cmp.Or(d.AccountLoginCeiling, loginPerAccount),
 		key:       key,
 		secure:    secure,
 		hsts:      secure,

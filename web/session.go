@@ -96,7 +96,7 @@ func (s *Server) createSession(c echo.Context) error {
 		pairKey = "device:" + account + "|" + device
 		limits = []limit{{pairKey, loginPerPair}}
 	} else if !s.limiter.isKnown(account + "|" + addr) {
-		limits = append(limits, limit{"account:" + account, loginPerAccount})
+		limits = append(limits, limit{"account:" + account, s.ceiling})
 	}
 	res, wait := s.limiter.reserve(limits...)
 	if res == nil {

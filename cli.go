@@ -34,7 +34,7 @@ func userAdd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	*email = strings.TrimSpace(*email)
 	if msg := web.ValidateEmail(*email); msg != "" {
-		return fmt.Errorf("user add: --email %q: %s", *email, msg)
+		return fmt.Errorf("user add: --email must be an email address: %s", msg)
 	}
 	if !slices.Contains([]string{store.RoleOwner, store.RoleAdmin, store.RoleViewer}, *role) {
 		return fmt.Errorf("user add: --role must be owner, admin or viewer, got %q", *role)

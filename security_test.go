@@ -24,8 +24,11 @@ import (
 // TestServerAgainstAnonymousClients runs the real binary and does what an
 // anonymous client can do to it: large uploads, a flood of parallel wrong
 // logins, a body sent a byte at a time, an idle keep-alive connection.
+//
+// Not parallel: it loads the machine (50 MB uploads, a flood of argon2id
+// hashes) and the other real-cluster tests of this package wait for
+// processes to exit.
 func TestServerAgainstAnonymousClients(t *testing.T) {
-	t.Parallel()
 	b := newCrashBox(t, buildPgdeck(t))
 	tmp := t.TempDir()
 	metricsAddr := freeAddr(t)

@@ -36,6 +36,7 @@ func TestBrowserFirstEnvironment(t *testing.T) {
 	screenshot(t, ctx, "01-setup")
 
 	do(t, ctx, "create the owner account",
+		chromedp.SendKeys(chromedp.ID("f-setup_code"), srv.setupCode(t)),
 		chromedp.SendKeys(chromedp.ID("f-email"), email),
 		chromedp.SendKeys(chromedp.ID("f-password"), password),
 		chromedp.SendKeys(chromedp.ID("f-password_confirm"), password),

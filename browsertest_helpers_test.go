@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +40,18 @@ var screenshotDir = filepath.Join("testdata", "out", "screenshots")
 type testServer struct {
 	URL     string // http://127.0.0.1:port, no trailing slash
 	DataDir string
+	logs    *lockedBuffer
+}
+
+// setupCode reads the one-time setup code from the server's log, as a
+// person installing pgdeck does.
+func (s *testServer) setupCode(t *testing.T) string {
+	t.Helper()
+	m := regexp.MustCompile(`setup_code=(\S+)`).FindStringSubmatch(s.logs.String())
+	if m == nil {
+		t.Fatalf("the server log has no setup_code:\n%s", s.logs.String())
+	}
+	return m[1]
 }
 
 // at returns the absolute URL of path on the server.
@@ -59,10 +73,11 @@ func startServer(t *testing.T, extraArgs ...string) *testServer {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	logs := &lockedBuffer{}
 	var serveErr error
 	go func() {
 		defer close(done)
-		serveErr = serve(ctx, args, testGetenv)
+		serveErr = serve(ctx, args, testGetenv, io.MultiWriter(os.Stderr, logs))
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -81,7 +96,7 @@ func startServer(t *testing.T, extraArgs ...string) *testServer {
 		}
 	})
 
-	srv := &testServer{URL: "http://" + addr, DataDir: dir}
+	srv := &testServer{URL: "http://" + addr, DataDir: dir, logs: logs}
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(2 * time.Minute) // the first initdb can be slow
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -401,6 +416,7 @@ func createOwnerInBrowser(t *testing.T, ctx context.Context, srv *testServer, em
 		chromedp.WaitVisible(chromedp.ID("setup-form")),
 	)
 	do(t, ctx, "fill the setup form",
+		chromedp.SendKeys(chromedp.ID("f-setup_code"), srv.setupCode(t)),
 		chromedp.SendKeys(chromedp.ID("f-email"), email),
 		chromedp.SendKeys(chromedp.ID("f-password"), password),
 		chromedp.SendKeys(chromedp.ID("f-password_confirm"), password),

@@ -210,6 +210,10 @@ func TestUserAddRefusesBadInput(t *testing.T) {
 		{"empty stdin", []string{"--email", "a@b.c", "--role", "admin"}, "", "password from stdin: Enter a password."},
 		{"no email", []string{"--role", "admin"}, cliPassword + "\n", "--email must be an email address"},
 		{"not an email", []string{"--email", "alice", "--role", "admin"}, cliPassword + "\n", "--email must be an email address"},
+		// The same validation as /setup: an @ is not enough.
+		{"email with a name", []string{"--email", "Ada <ada@example.com>", "--role", "admin"}, cliPassword + "\n", "--email must be an email address"},
+		{"two @", []string{"--email", "a@b@c", "--role", "admin"}, cliPassword + "\n", "--email must be an email address"},
+		{"control character", []string{"--email", "a\u202e@b.c", "--role", "admin"}, cliPassword + "\n", "--email must be an email address"},
 		{"bad configuration", []string{"--email", "a@b.c", "--workers", "0"}, cliPassword + "\n", "PGDECK_WORKERS"},
 	}
 	for _, tc := range cases {
@@ -308,6 +312,42 @@ func TestUserAddAndTokenAdd(t *testing.T) {
 	}
 	if !actions["user.create"] || !actions["token.create"] {
 		t.Errorf("audit by cli = %v, want user.create and token.create", actions)
+	}
+	closeStore()
+
+	// The owner's account commands.
+	out, err = runCLI(t, []string{"token", "add", "--email", "a@b.c", "--expires", "7d", "--data-dir", dir}, nil, "")
+	if err != nil || !strings.Contains(out, "expires") {
+		t.Fatalf("token add --expires: %q, %v", out, err)
+	}
+	for _, cmd := range []string{"disable", "enable", "logout"} {
+		if _, err := runCLI(t, []string{"user", cmd, "--email", "a@b.c", "--data-dir", dir}, nil, ""); err != nil {
+			t.Errorf("user %s: %v", cmd, err)
+		}
+	}
+	if _, err := runCLI(t, []string{"user", "password", "--email", "a@b.c", "--data-dir", dir}, nil, "a brand new password\n"); err != nil {
+		t.Errorf("user password: %v", err)
+	}
+	if _, err := runCLI(t, []string{"user", "disable", "--email", "a@b.c", "--data-dir", dir}, nil, ""); err != nil {
+		t.Errorf("user disable: %v", err)
+	}
+	st, closeStore, err = openStore(ctx, cfg, slog.New(slog.DiscardHandler), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	u, err = st.UserByEmail(ctx, "a@b.c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !u.Disabled() || !u.SessionsValidAfter.After(u.CreatedAt) {
+		t.Errorf("after user disable: %+v", u)
+	}
+	if ok, _ := web.CheckPassword(u.PasswordHash, "a brand new password"); !ok {
+		t.Error("user password did not set the new password")
+	}
+	if _, err := st.UserByTokenHash(ctx, web.HashAPIToken(tok)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a disabled account's token still works: %v", err)
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
+	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,6 +35,15 @@ type Config struct {
 	// OdooUser is the OS user Odoo runs as (reads odoo.conf, owns the
 	// filestore); empty leaves both to pgdeck's own user.
 	OdooUser string
+	// PublicURL is the address people open pgdeck at (scheme and host);
+	// https marks session cookies Secure and turns on HSTS.
+	PublicURL *url.URL
+	// TrustedProxies are the networks whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	MetricsAddr    string
+	ReadTimeout    time.Duration
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration
 }
 
 // configVar describes one setting: its flag name, variable, default and help.
@@ -57,6 +68,12 @@ var configVars = []configVar{
 	{"tls-cert-file", "PGDECK_TLS_CERT_FILE", "", "serve HTTPS with this certificate (and key); session cookies become Secure"},
 	{"tls-key-file", "PGDECK_TLS_KEY_FILE", "", "private key for PGDECK_TLS_CERT_FILE"},
 	{"odoo-user", "PGDECK_ODOO_USER", "", "OS user Odoo runs as: odoo.conf is readable by its group (0640) and the filestore is its own; empty: both stay pgdeck's (odoo.conf 0600)"},
+	{"public-url", "PGDECK_PUBLIC_URL", "", "URL people open pgdeck at, e.g. https://pgdeck.example.com; https makes cookies Secure and turns on HSTS"},
+	{"trusted-proxies", "PGDECK_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; empty believes none"},
+	{"metrics-addr", "PGDECK_METRICS_ADDR", "", "serve /metrics without a token on this address only; empty: /metrics on the main address with a bearer token"},
+	{"read-timeout", "PGDECK_READ_TIMEOUT", "30s", "time a client may take to send a whole request, body included"},
+	{"write-timeout", "PGDECK_WRITE_TIMEOUT", "60s", "time an answer may take to be written"},
+	{"idle-timeout", "PGDECK_IDLE_TIMEOUT", "120s", "time an idle keep-alive connection stays open"},
 }
 
 // loadConfig reads the flags in args over the PGDECK_* variables and
@@ -120,6 +137,39 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 	if _, _, err := parsePortRange(c.PortRange); err != nil {
 		errs = append(errs, err)
 	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"read-timeout", &c.ReadTimeout}, {"write-timeout", &c.WriteTimeout}, {"idle-timeout", &c.IdleTimeout}} {
+		if *d.dst, err = time.ParseDuration(get(d.name)); err != nil || *d.dst < time.Second {
+			errs = append(errs, fmt.Errorf("PGDECK_%s: want a duration of at least 1s, got %q",
+				strings.ToUpper(strings.ReplaceAll(d.name, "-", "_")), get(d.name)))
+		}
+	}
+	if v := get("public-url"); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("PGDECK_PUBLIC_URL: want http(s)://host[:port], got %q", v))
+		} else {
+			c.PublicURL = u
+		}
+	}
+	for _, p := range strings.Split(get("trusted-proxies"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				errs = append(errs, fmt.Errorf("PGDECK_TRUSTED_PROXIES: want CIDRs like 10.0.0.0/8, got %q in %q", p, get("trusted-proxies")))
+				continue
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pfx.Masked())
+	}
+	c.MetricsAddr = get("metrics-addr")
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("PGDECK_TLS_CERT_FILE and PGDECK_TLS_KEY_FILE go together"))
 	}
@@ -144,13 +194,13 @@ func parsePortRange(s string) (lo, hi int, err error) {
 	return lo, hi, nil
 }
 
-func newLogger(c Config) *slog.Logger {
+func newLogger(c Config, w io.Writer) *slog.Logger {
 	level, _ := parseLevel(c.LogLevel)
 	opts := &slog.HandlerOptions{Level: level}
 	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // secretKeyPath is PGDECK_SECRET_KEY_FILE or <data-dir>/secret.key.

@@ -2,8 +2,10 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -32,8 +34,11 @@ func TestConfigDefaults(t *testing.T) {
 		LogLevel:        "info",
 		PortRange:       "25432-25999",
 		Workers:         4,
+		ReadTimeout:     30 * time.Second,
+		WriteTimeout:    60 * time.Second,
+		IdleTimeout:     120 * time.Second,
 	}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
 	}
 	if got := c.secretKeyPath(); got != filepath.Join("data", "secret.key") {
@@ -63,6 +68,12 @@ func TestConfigFromEnvironmentAndFlags(t *testing.T) {
 		{"PGDECK_PORT_RANGE", "port-range", "30000-30100", func(c Config) any { return c.PortRange }, "30000-30100"},
 		{"PGDECK_WORKERS", "workers", "8", func(c Config) any { return c.Workers }, 8},
 		{"PGDECK_ODOO_USER", "odoo-user", "odoo", func(c Config) any { return c.OdooUser }, "odoo"},
+		{"PGDECK_PUBLIC_URL", "public-url", "https://pgdeck.example.com", func(c Config) any { return c.PublicURL.String() }, "https://pgdeck.example.com"},
+		{"PGDECK_TRUSTED_PROXIES", "trusted-proxies", "10.1.2.3/8, ::1", func(c Config) any { return fmt.Sprint(c.TrustedProxies) }, "[10.0.0.0/8 ::1/128]"},
+		{"PGDECK_METRICS_ADDR", "metrics-addr", "127.0.0.1:9100", func(c Config) any { return c.MetricsAddr }, "127.0.0.1:9100"},
+		{"PGDECK_READ_TIMEOUT", "read-timeout", "5s", func(c Config) any { return c.ReadTimeout }, 5 * time.Second},
+		{"PGDECK_WRITE_TIMEOUT", "write-timeout", "2m", func(c Config) any { return c.WriteTimeout }, 2 * time.Minute},
+		{"PGDECK_IDLE_TIMEOUT", "idle-timeout", "10s", func(c Config) any { return c.IdleTimeout }, 10 * time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env, func(t *testing.T) {
@@ -137,6 +148,11 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"PGDECK_PORT_RANGE", "30000-70000", "PGDECK_PORT_RANGE"},
 		{"PGDECK_TLS_CERT_FILE", "/c.pem", "PGDECK_TLS_CERT_FILE and PGDECK_TLS_KEY_FILE go together"},
 		{"PGDECK_TLS_KEY_FILE", "/k.pem", "PGDECK_TLS_CERT_FILE and PGDECK_TLS_KEY_FILE go together"},
+		{"PGDECK_PUBLIC_URL", "pgdeck.example.com", "PGDECK_PUBLIC_URL: want http(s)://host[:port]"},
+		{"PGDECK_PUBLIC_URL", "ftp://pgdeck.example.com", "PGDECK_PUBLIC_URL"},
+		{"PGDECK_TRUSTED_PROXIES", "10.0.0.0/8,proxy", "PGDECK_TRUSTED_PROXIES: want CIDRs"},
+		{"PGDECK_READ_TIMEOUT", "10ms", "PGDECK_READ_TIMEOUT: want a duration of at least 1s"},
+		{"PGDECK_IDLE_TIMEOUT", "never", "PGDECK_IDLE_TIMEOUT"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env+"="+tc.value, func(t *testing.T) {

@@ -23,7 +23,7 @@ func main() {
 	}
 }
 
-// run dispatches to a command: serve (the default), user add, token add, version.
+// run dispatches to a command: serve (the default), user add|disable|enable|logout|password, token add, version.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	cmd := ""
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -36,14 +36,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	switch cmd {
 	case "", "serve":
-		return serve(ctx, args, getenv)
+		return serve(ctx, args, getenv, os.Stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pgdeck", version)
 		return nil
 	case "user add":
 		return userAdd(ctx, args, getenv, stdin, stdout)
+	case "user disable", "user enable", "user logout", "user password":
+		return userChange(ctx, cmd, args, getenv, stdin, stdout)
 	case "token add":
 		return tokenAdd(ctx, args, getenv, stdout)
 	}
-	return fmt.Errorf("unknown command %q (commands: serve, user add, token add, version)", cmd)
+	return fmt.Errorf("unknown command %q (commands: serve, user add, user disable, user enable, user logout, user password, token add, version)", cmd)
 }

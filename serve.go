@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,12 +28,12 @@ import (
 
 // serve runs the web server (and, later, the job workers and the monitor)
 // until ctx ends, then shuts everything down in order.
-func serve(ctx context.Context, args []string, getenv func(string) string) error {
+func serve(ctx context.Context, args []string, getenv func(string) string, logOut io.Writer) error {
 	cfg, err := loadConfig(flag.NewFlagSet("pgdeck", flag.ContinueOnError), args, getenv)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg)
+	log := newLogger(cfg, logOut)
 	slog.SetDefault(log)
 	odooUser, err := provisioner.LookupOdooUser(cfg.OdooUser)
 	if err != nil {
@@ -60,22 +63,42 @@ func serve(ctx context.Context, args []string, getenv func(string) string) error
 	}, st, rt, box, log)
 	metrics := promhttp.HandlerFor(monitor.NewRegistry(mon, st), promhttp.HandlerOpts{})
 
-	srv := web.New(web.Deps{Store: st, Log: log, Secure: cfg.TLSCertFile != "", Version: version,
-		Jobs: prov, Box: box, Metrics: metrics})
-	httpSrv := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	key, err := cookieKey(cfg.secretKeyPath())
+	if err != nil {
+		return err
 	}
+	deps := web.Deps{Store: st, Log: log, Secure: cfg.TLSCertFile != "", Version: version,
+		Jobs: prov, Box: box, Metrics: metrics, PublicURL: cfg.PublicURL, ListenAddr: cfg.Addr,
+		TrustedProxies: cfg.TrustedProxies, Key: key}
+	if cfg.MetricsAddr != "" {
+		deps.Metrics = nil
+	}
+	srv := web.New(deps)
+	httpSrv := newHTTPServer(cfg, srv.Handler(), log)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	var metricsSrv *http.Server
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics)
+		metricsSrv = newHTTPServer(cfg, mux, log)
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (PGDECK_METRICS_ADDR): %w", cfg.MetricsAddr, err)
+		}
+		log.Info("metrics are served without a token", "url", "http://"+metricsLn.Addr().String()+"/metrics")
 	}
 	scheme := "http"
 	if cfg.TLSCertFile != "" {
 		scheme = "https"
 	}
 	log.Info("pgdeck is serving", "url", scheme+"://"+ln.Addr().String(), "data_dir", cfg.DataDir, "version", version)
+	if n, err := st.CountUsers(ctx); err == nil && n == 0 {
+		log.Warn("pgdeck has no account yet: open /setup and enter this one-time setup code", "setup_code", srv.SetupCode())
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return prov.Run(gctx) })
@@ -92,16 +115,57 @@ func serve(ctx context.Context, args []string, getenv func(string) string) error
 		}
 		return err
 	})
+	if metricsSrv != nil {
+		g.Go(func() error {
+			if err := metricsSrv.Serve(metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down: finishing requests in flight")
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		if metricsSrv != nil {
+			metricsSrv.Shutdown(sctx) //nolint:errcheck
+		}
 		return httpSrv.Shutdown(sctx)
 	})
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// newHTTPServer bounds what a client may hold: headers within 10 s and 64
+// KiB, the whole request within PGDECK_READ_TIMEOUT (a body sent a byte at a
+// time is cut off), each answer within PGDECK_WRITE_TIMEOUT, and an idle
+// keep-alive connection within PGDECK_IDLE_TIMEOUT. Answers that stream for
+// longer (server-sent events, backup downloads) extend their own deadlines
+// with http.ResponseController.
+func newHTTPServer(cfg Config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    web.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// cookieKey derives the key that signs pgdeck's cookies and setup code from
+// the secret key file, so that every instance sharing it agrees.
+func cookieKey(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read secret key: %w", err)
+	}
+	m := hmac.New(sha256.New, raw)
+	m.Write([]byte("pgdeck web cookies"))
+	return m.Sum(nil), nil
 }
 
 // openStore connects to PGDECK_DATABASE_URL, or starts the embedded

@@ -23,7 +23,7 @@ func TestAPITokens(t *testing.T) {
 	}
 
 	hash := []byte("0123456789abcdef0123456789abcdef")
-	tok, err := st.CreateAPIToken(ctx, u.ID, "deploy script", "pgd_abcdefgh", hash)
+	tok, err := st.CreateAPIToken(ctx, u.ID, "deploy script", "pgd_abcdefgh", hash, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"pgdeck/store"
 	"pgdeck/store/storetest"
@@ -145,5 +146,54 @@ func TestCreateFirstOwnerConcurrently(t *testing.T) {
 	}
 	if c, _ := st.CountUsers(ctx); c != 1 {
 		t.Errorf("CountUsers = %d, want 1", c)
+	}
+}
+
+func TestUserLifecycle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.New(t)
+	u, err := st.CreateUser(ctx, "eve@example.com", "hash", store.RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Disabled() || !u.SessionsValidAfter.Before(u.CreatedAt) {
+		t.Fatalf("new user = %+v", u)
+	}
+	hash := []byte("0123456789abcdef0123456789abcdef")
+	if _, err := st.CreateAPIToken(ctx, u.ID, "t", "pgd_x", hash, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, err := st.SetUserDisabled(ctx, u.ID, true)
+	if err != nil || !d.Disabled() || !d.SessionsValidAfter.After(u.CreatedAt) {
+		t.Fatalf("disable = %+v, %v", d, err)
+	}
+	if _, err := st.UserByTokenHash(ctx, hash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a disabled account's token works: %v", err)
+	}
+	if e, err := st.SetUserDisabled(ctx, u.ID, false); err != nil || e.Disabled() {
+		t.Fatalf("enable = %+v, %v", e, err)
+	}
+	if _, err := st.UserByTokenHash(ctx, hash); err != nil {
+		t.Errorf("the token does not work after enabling: %v", err)
+	}
+	p, err := st.SetUserPassword(ctx, u.ID, "new-hash")
+	if err != nil || p.PasswordHash != "new-hash" || !p.SessionsValidAfter.After(d.SessionsValidAfter) {
+		t.Errorf("set password = %+v, %v", p, err)
+	}
+	e, err := st.EndUserSessions(ctx, u.ID)
+	if err != nil || !e.SessionsValidAfter.After(p.SessionsValidAfter) {
+		t.Errorf("end sessions = %+v, %v", e, err)
+	}
+	past := time.Now().Add(-time.Minute)
+	hash2 := []byte("fedcba9876543210fedcba9876543210")
+	if _, err := st.CreateAPIToken(ctx, u.ID, "old", "pgd_y", hash2, &past); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UserByTokenHash(ctx, hash2); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("an expired token works: %v", err)
+	}
+	if _, err := st.EndUserSessions(ctx, 999999); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("end sessions of a missing user: %v", err)
 	}
 }

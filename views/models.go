@@ -21,6 +21,9 @@ type User struct {
 	CanChange bool
 }
 
+// IsOwner reports whether the user is an owner.
+func (u *User) IsOwner() bool { return u != nil && u.Role == "owner" }
+
 // IsAdmin reports whether the user may read admin pages (owners and admins).
 func (u *User) IsAdmin() bool { return u != nil && (u.Role == "owner" || u.Role == "admin") }
 
@@ -163,6 +166,42 @@ type AuditEntry struct {
 	Target     string
 	Detail     string
 	RemoteAddr string
+	// PeerAddr is the connection's address when it differs (a trusted proxy).
+	PeerAddr string
+	// Repeats counts coalesced identical entries; LastAt is the newest.
+	Repeats int
+	LastAt  *time.Time
+}
+
+// AuditPage is the audit log page: one page of entries and its filters.
+type AuditPage struct {
+	Entries []AuditEntry
+	Actions []string
+	Action  string
+	Actor   string
+	// Next is the query of the next (older) page, "" on the last page.
+	Next string
+	// First is true on the newest page.
+	First bool
+}
+
+// UserRow is one account on the People page.
+type UserRow struct {
+	ID        int64
+	Email     string
+	Role      string
+	Disabled  bool
+	CreatedAt time.Time
+	// Self is the signed-in owner's own row (no actions on it).
+	Self bool
+}
+
+// Users is the People page.
+type Users struct {
+	Rows []UserRow
+	// Form carries the password reset's message for the user ResetID.
+	Form    Form
+	ResetID int64
 }
 
 // APIToken is one row of the account page's token list.
@@ -172,6 +211,7 @@ type APIToken struct {
 	Prefix     string
 	CreatedAt  time.Time
 	LastUsedAt *time.Time
+	ExpiresAt  *time.Time
 }
 
 // Account is the account page: the user's tokens and, once, a new token's secret.
@@ -181,6 +221,8 @@ type Account struct {
 	Tokens   []APIToken
 	NewToken string
 	Form     Form
+	// Expiries are the choices of the new token's lifetime.
+	Expiries []Choice
 }
 
 // Choice is one option of a select.

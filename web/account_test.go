@@ -63,7 +63,7 @@ func TestAccountTokens(t *testing.T) {
 	if p.Find("#new-token").Length() != 0 || strings.Contains(p.Body, tok) {
 		t.Error("the token's secret is shown again")
 	}
-	if strings.Contains(p.Text("[data-testid=token-row]"), "never") {
+	if strings.Contains(p.Text("[data-testid=token-last-used]"), "never") {
 		t.Error("the used token says it was never used")
 	}
 

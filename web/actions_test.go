@@ -48,7 +48,9 @@ func newJobsApp(t *testing.T) *jobsApp {
 	}
 	lo := freePortWindow(t)
 	prov := provisioner.New(provisioner.Config{PortLow: lo, PortHigh: lo + 20}, st, rt, box, log)
-	h := web.New(web.Deps{Store: st, Log: log, Version: "test", Jobs: prov, Box: box}).Handler()
+	d := testDeps(st, log)
+	d.Jobs, d.Box = prov, box
+	h := web.New(d).Handler()
 	t.Cleanup(func() {
 		// Remove whatever the test deployed: no cluster outlives the test.
 		envs, _ := st.ListEnvironments(context.Background())

@@ -64,7 +64,7 @@ func (s *Server) deleteEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	typed := strings.TrimSpace(c.FormValue("confirm_name"))
+	typed := strings.TrimSpace(c.Request().PostFormValue("confirm_name"))
 	if typed != e.Name {
 		ep, err := s.environmentPage(c, e)
 		if err != nil {

@@ -21,13 +21,18 @@ func (s *Server) newEnvironment(c echo.Context) error {
 
 // createEnvironment validates the form and creates the environment.
 func (s *Server) createEnvironment(c echo.Context) error {
+	f := views.Form{Errors: map[string]string{}}
 	in := environmentInput{
-		Name:        strings.TrimSpace(c.FormValue("name")),
-		OdooVersion: c.FormValue("odoo_version"),
-		Stage:       c.FormValue("stage"),
-		Plan:        c.FormValue("plan"),
+		Name:        strings.TrimSpace(formText(c, &f, "name")),
+		OdooVersion: formText(c, &f, "odoo_version"),
+		Stage:       formText(c, &f, "stage"),
+		Plan:        formText(c, &f, "plan"),
 	}
-	env, err := s.insertEnvironment(c, in)
+	var env store.Environment
+	err := error(validationError{f.Errors})
+	if len(f.Errors) == 0 {
+		env, err = s.insertEnvironment(c, in)
+	}
 	var ve validationError
 	if errors.As(err, &ve) {
 		p := s.page(c, "New environment", "environments")

@@ -15,6 +15,8 @@ var (
 	stages       = []string{"production", "staging", "development"}
 	plans        = []string{"starter", "pro", "enterprise"}
 	nameRE       = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	// reservedNames would collide with pages under /environments/.
+	reservedNames = []string{"new"}
 )
 
 // environmentInput is what the form and the API send to create an environment.
@@ -36,6 +38,8 @@ func validateName(name string) string {
 		return "Use at most 40 characters."
 	case !nameRE.MatchString(name):
 		return "Use only lower-case letters a–z, digits 0–9 and '-', not at the start or end."
+	case slices.Contains(reservedNames, name):
+		return "This name is reserved. Choose another."
 	}
 	return ""
 }

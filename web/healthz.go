@@ -14,7 +14,8 @@ func (s *Server) showHealthz(c echo.Context) error {
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.Warn("healthz: store unreachable", "error", err)
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "store": err.Error()})
+		// The reason (socket path, role) goes to the log only: anyone may ask.
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "store": "unreachable"})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": s.version})
 }

@@ -31,9 +31,10 @@ var base = &url.URL{Scheme: "http", Host: "pgdeck.test", Path: "/"}
 
 // app is a pgdeck web server on a fresh store.
 type app struct {
-	t  *testing.T
-	st *store.Store
-	h  http.Handler
+	t   *testing.T
+	st  *store.Store
+	h   http.Handler
+	srv *web.Server
 }
 
 // newApp builds the web layer on a fresh, migrated store.
@@ -45,8 +46,23 @@ func newApp(t *testing.T) *app {
 
 func newAppOn(t *testing.T, st *store.Store) *app {
 	t.Helper()
+	return newAppWith(t, st, func(*web.Deps) {})
+}
+
+// newAppWith builds the web layer on st with deps changed by change.
+func newAppWith(t *testing.T, st *store.Store, change func(*web.Deps)) *app {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	return &app{t: t, st: st, h: web.New(web.Deps{Store: st, Log: log, Version: "test"}).Handler()}
+	d := testDeps(st, log)
+	change(&d)
+	srv := web.New(d)
+	return &app{t: t, st: st, h: srv.Handler(), srv: srv}
+}
+
+// testDeps are the web layer's dependencies in tests: pgdeck is reached at
+// base's host.
+func testDeps(st *store.Store, log *slog.Logger) web.Deps {
+	return web.Deps{Store: st, Log: log, Version: "test", PublicURL: &url.URL{Scheme: base.Scheme, Host: base.Host}}
 }
 
 // user creates an account with testPassword.
@@ -67,7 +83,7 @@ func (a *app) user(email, role string) store.User {
 func (a *app) token(u store.User) string {
 	a.t.Helper()
 	tok, prefix := web.NewAPIToken()
-	if _, err := a.st.CreateAPIToken(context.Background(), u.ID, "test", prefix, web.HashAPIToken(tok)); err != nil {
+	if _, err := a.st.CreateAPIToken(context.Background(), u.ID, "test", prefix, web.HashAPIToken(tok), nil); err != nil {
 		a.t.Fatal(err)
 	}
 	return tok

@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"mime"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -19,6 +21,7 @@ const (
 	sessionLoadedKey = "session_loaded"
 	sessionUserID    = "user_id"
 	sessionCSRF      = "csrf"
+	sessionSignedIn  = "signed_in_at"
 )
 
 // requestLog logs each request once, at debug level.
@@ -40,12 +43,17 @@ func randomToken(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// csrfToken returns the session's CSRF token, creating it on first use.
+// csrfToken returns the CSRF token for the page's forms and htmx: the
+// session's once signed in (created on first use), before that the one in
+// the signed anonymous cookie.
 func (s *Server) csrfToken(c echo.Context) string {
 	if _, ok := c.Get(sessionLoadedKey).(bool); !ok {
 		return ""
 	}
 	ctx := c.Request().Context()
+	if s.sessions.GetInt64(ctx, sessionUserID) == 0 {
+		return s.anonCSRF(c, true)
+	}
 	t := s.sessions.GetString(ctx, sessionCSRF)
 	if t == "" {
 		t = randomToken(32)
@@ -54,19 +62,34 @@ func (s *Server) csrfToken(c echo.Context) string {
 	return t
 }
 
-// csrf refuses every state-changing request whose token (form field _csrf or
-// header X-CSRF-Token, as htmx sends it) does not match the session's.
+// csrf refuses every state-changing request that a browser says comes from
+// another site, or whose token does not match. The token is read from the
+// X-CSRF-Token header (as htmx sends it), otherwise from the _csrf field
+// of a urlencoded body only: never from the query string, and never by
+// parsing a multipart body.
 func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Set(sessionLoadedKey, true)
-		switch c.Request().Method {
+		r := c.Request()
+		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 			return next(c)
 		}
-		want := s.sessions.GetString(c.Request().Context(), sessionCSRF)
-		got := c.Request().Header.Get("X-CSRF-Token")
+		if err := s.checkOrigin(c); err != nil {
+			return err
+		}
+		ctx := r.Context()
+		var want string
+		if s.sessions.GetInt64(ctx, sessionUserID) != 0 {
+			want = s.sessions.GetString(ctx, sessionCSRF)
+		} else {
+			want = s.anonCSRF(c, false)
+		}
+		got := r.Header.Get("X-CSRF-Token")
 		if got == "" {
-			got = c.FormValue("_csrf")
+			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+				got = r.PostFormValue("_csrf")
+			}
 		}
 		if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
 			return echo.NewHTTPError(http.StatusForbidden, "The form has expired or did not come from pgdeck (missing or wrong CSRF token). Reload the page and try again.")
@@ -82,7 +105,13 @@ func (s *Server) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
 		id := s.sessions.GetInt64(ctx, sessionUserID)
 		if id != 0 {
 			u, err := s.store.UserByID(ctx, id)
+			signedIn := time.Unix(0, s.sessions.GetInt64(ctx, sessionSignedIn))
 			switch {
+			case err == nil && (u.Disabled() || signedIn.Before(u.SessionsValidAfter)):
+				// Disabled, or the owner ended this account's sessions.
+				if err := s.sessions.Destroy(ctx); err != nil {
+					return err
+				}
 			case err == nil:
 				c.Set(userKey, u)
 			case errors.Is(err, store.ErrNotFound):
@@ -173,16 +202,31 @@ func (s *Server) apiRequireChanger(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// audit records an action by the current user; failures are logged, not fatal.
-func (s *Server) audit(c echo.Context, action, target, detail string) {
+// auditEntry is an entry by the current user from the request's addresses:
+// the client (as a trusted proxy reports it) and the connection's peer.
+func auditEntry(c echo.Context, action, target, detail string) store.AuditEntry {
 	actor := "anonymous"
 	if u, ok := currentUser(c); ok {
 		actor = u.Email
 	}
-	err := s.store.Audit(c.Request().Context(), store.AuditEntry{
-		Actor: actor, Action: action, Target: target, Detail: detail, RemoteAddr: c.RealIP(),
-	})
+	peer, _, err := net.SplitHostPort(c.Request().RemoteAddr)
 	if err != nil {
+		peer = c.Request().RemoteAddr
+	}
+	return store.AuditEntry{Actor: actor, Action: action, Target: target, Detail: detail, RemoteAddr: c.RealIP(), PeerAddr: peer}
+}
+
+// audit records an action by the current user; failures are logged, not fatal.
+func (s *Server) audit(c echo.Context, action, target, detail string) {
+	if err := s.store.Audit(c.Request().Context(), auditEntry(c, action, target, detail)); err != nil {
+		s.log.Error("audit", "action", action, "error", err)
+	}
+}
+
+// auditCoalesced records an action that may come in floods (refused
+// attempts): repeats from the same addresses count into one entry.
+func (s *Server) auditCoalesced(c echo.Context, action, target string) {
+	if err := s.store.AuditCoalesced(c.Request().Context(), auditEntry(c, action, target, ""), rateLimitedCoalesce); err != nil {
 		s.log.Error("audit", "action", action, "error", err)
 	}
 }

@@ -64,6 +64,9 @@ func ValidatePassword(pw string) string {
 	case len(pw) > 200:
 		return "Use at most 200 characters."
 	}
+	if msg := CheckText(pw); msg != "" {
+		return msg
+	}
 	return ""
 }
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"io/fs"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -13,19 +14,16 @@ func (s *Server) routes() {
 	e := s.echo
 	e.Use(middleware.Recover())
 	e.Use(s.requestLog)
-	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
-		XSSProtection:      "0",
-		ContentTypeNosniff: "nosniff",
-		XFrameOptions:      "DENY",
-		ReferrerPolicy:     "same-origin",
-	}))
+	e.Use(s.securityHeaders)
+	e.Use(s.checkHost)
+	e.Use(s.limitBody)
 
-	// Health and static assets: no session.
+	// Health and static assets: no session. Static folders are not listed.
 	e.GET("/healthz", s.showHealthz)
 	if s.metrics != nil {
-		e.GET("/metrics", echo.WrapHandler(s.metrics))
+		e.GET("/metrics", echo.WrapHandler(s.metrics), s.apiAuth)
 	}
-	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServer(http.FS(static.FS)))))
+	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServer(noListing{http.FS(static.FS)}))))
 
 	// JSON API: bearer tokens, no cookies, so no CSRF.
 	api := e.Group("/api/v1", s.apiAuth)
@@ -71,8 +69,31 @@ func (s *Server) routes() {
 	// Account and API tokens.
 	app.GET("/account", s.showAccount)
 	app.POST("/account/tokens", s.createToken, s.requireChanger)
-	app.POST("/account/tokens/:id/revoke", s.revokeToken, s.requireChanger)
+	app.POST("/account/tokens/:id/revoke", s.revokeToken)
+
+	// People: owners disable accounts, reset passwords and end sessions.
+	app.GET("/users", s.listUsers, s.requireOwner)
+	app.POST("/users/:id/disable", s.disableUser, s.requireOwner)
+	app.POST("/users/:id/enable", s.enableUser, s.requireOwner)
+	app.POST("/users/:id/sessions/end", s.endUserSessions, s.requireOwner)
+	app.POST("/users/:id/password", s.resetUserPassword, s.requireOwner)
 
 	// Audit log: owners and admins.
 	app.GET("/audit", s.listAudit, s.requireAdmin)
+}
+
+// noListing serves files but answers 404 for folders, so that /static/
+// lists nothing.
+type noListing struct{ fs http.FileSystem }
+
+func (n noListing) Open(name string) (http.File, error) {
+	f, err := n.fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || st.IsDir() {
+		f.Close()
+		return nil, fs.ErrNotExist
+	}
+	return f, nil
 }

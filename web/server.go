@@ -3,9 +3,15 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/pgxstore"
@@ -21,8 +27,26 @@ import (
 type Deps struct {
 	Store *store.Store
 	Log   *slog.Logger
-	// Secure marks session cookies Secure (pgdeck serves TLS).
+	// Secure marks session cookies Secure and turns on HSTS (pgdeck serves TLS).
 	Secure bool
+	// PublicURL is where people open pgdeck; https there also makes cookies
+	// Secure and turns on HSTS (TLS ends at a proxy). Its host is accepted
+	// in Host and Origin.
+	PublicURL *url.URL
+	// ListenAddr is the address pgdeck listens on; its host name, if it is
+	// one, is accepted in Host.
+	ListenAddr string
+	// TrustedProxies are the networks whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// Key signs the anonymous CSRF and device cookies and derives the setup
+	// code; nil uses a random key (cookies then last one process).
+	Key []byte
+	// HashSlots is how many password hashes may run at once; 0 means one
+	// per CPU.
+	HashSlots int
+	// AccountLoginCeiling is how many attempts per window an account takes
+	// from browsers and addresses that never signed in to it; 0 means 100.
+	AccountLoginCeiling int
 	// Version is shown by /healthz.
 	Version string
 	// Jobs queues changes to environments (the provisioner); nil in tests
@@ -30,7 +54,8 @@ type Deps struct {
 	Jobs Jobs
 	// Box opens sealed database passwords (for the reveal).
 	Box *secret.Box
-	// Metrics serves /metrics; nil leaves the route out.
+	// Metrics serves /metrics to bearer tokens of any role; nil leaves the
+	// route out (pgdeck then serves metrics on PGDECK_METRICS_ADDR).
 	Metrics http.Handler
 }
 
@@ -46,15 +71,41 @@ type Server struct {
 	log      *slog.Logger
 	sessions *scs.SessionManager
 	limiter  *loginLimiter
-	version  string
-	jobs     Jobs
-	box      *secret.Box
-	metrics  http.Handler
-	echo     *echo.Echo
+	// hashSlots holds one token per password hash running.
+	hashSlots chan struct{}
+	ceiling   int
+	key       []byte
+	secure    bool
+	hsts      bool
+	publicURL *url.URL
+	// hosts are the host names (not IP literals) pgdeck answers to.
+	hosts   []string
+	version string
+	jobs    Jobs
+	box     *secret.Box
+	metrics http.Handler
+	echo    *echo.Echo
 }
 
 // New builds the server and its routes.
 func New(d Deps) *Server {
+	secure := d.Secure || (d.PublicURL != nil && d.PublicURL.Scheme == "https")
+	key := d.Key
+	if len(key) == 0 {
+		key = []byte(randomToken(32))
+	}
+	slots := d.HashSlots
+	if slots <= 0 {
+		slots = max(runtime.NumCPU(), 1)
+	}
+	var hosts []string
+	if d.PublicURL != nil {
+		hosts = append(hosts, strings.ToLower(d.PublicURL.Hostname()))
+	}
+	if h, _, err := net.SplitHostPort(d.ListenAddr); err == nil && h != "" {
+		hosts = append(hosts, strings.ToLower(h))
+	}
+
 	sm := scs.New()
 	sm.Store = pgxstore.NewWithCleanupInterval(d.Store.Pool, 30*time.Minute)
 	sm.Lifetime = 7 * 24 * time.Hour
@@ -62,27 +113,40 @@ func New(d Deps) *Server {
 	sm.Cookie.Name = "pgdeck_session"
 	sm.Cookie.HttpOnly = true
 	sm.Cookie.SameSite = http.SameSiteLaxMode
-	sm.Cookie.Secure = d.Secure
+	sm.Cookie.Secure = secure
 	sm.Cookie.Path = "/"
 
 	s := &Server{
 		store:    d.Store,
 		log:      d.Log,
 		sessions: sm,
-		limiter:  newLoginLimiter(5, 15*time.Minute),
-		version:  d.Version,
-		jobs:     d.Jobs,
-		box:      d.Box,
-		metrics:  d.Metrics,
+		limiter:  newLoginLimiter(loginWindow, loginLimiterKeys),
+
+		hashSlots: make(chan struct{}, slots),
+		ceiling:   cmp.Or(d.AccountLoginCeiling, loginPerAccount),
+		key:       key,
+		secure:    secure,
+		hsts:      secure,
+		publicURL: d.PublicURL,
+		hosts:     hosts,
+		version:   d.Version,
+		jobs:      d.Jobs,
+		box:       d.Box,
+		metrics:   d.Metrics,
 	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	// The client address (login rate limit, audit log) comes from the
-	// connection; X-Forwarded-For is believed only from a proxy on this host,
-	// so that a client cannot forge it to escape the per-address limit.
-	e.IPExtractor = echo.ExtractIPFromXFFHeader(echo.TrustLinkLocal(false), echo.TrustPrivateNet(false))
+	// connection; X-Forwarded-For is believed only from the proxies named in
+	// PGDECK_TRUSTED_PROXIES, so that a client cannot forge it to escape the
+	// per-address limit or to write another address into the audit log.
+	trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range d.TrustedProxies {
+		trust = append(trust, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
 	s.echo = e
 	s.routes()
 	return s

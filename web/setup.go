@@ -2,8 +2,8 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
-	"net/mail"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -34,28 +34,54 @@ func (s *Server) createOwner(c echo.Context) error {
 	if n > 0 {
 		return echo.NewHTTPError(http.StatusNotFound, "pgdeck is already set up.")
 	}
-	f := views.Form{
-		Values: map[string]string{"email": strings.TrimSpace(c.FormValue("email"))},
-		Errors: map[string]string{},
+	f := views.Form{Values: map[string]string{}, Errors: map[string]string{}}
+	code := formText(c, &f, "setup_code")
+	email := strings.TrimSpace(formText(c, &f, "email"))
+	pw := formText(c, &f, "password")
+	confirm := formText(c, &f, "password_confirm")
+	f.Values["email"] = email
+	p := s.page(c, "Set up pgdeck", "")
+
+	// The code proves the visitor can read pgdeck's log: a page on another
+	// site cannot claim a fresh install. Wrong codes are limited per address.
+	res, wait := s.limiter.reserve(limit{"setup:" + addressKey(c.RealIP()), loginPerPair * 2})
+	if res == nil {
+		c.Response().Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
+		f.Errors["setup_code"] = "Too many wrong codes. Try again later."
+		return s.render(c, http.StatusTooManyRequests, p, views.SetupPage(p, f))
 	}
-	if msg := validateEmail(f.Values["email"]); msg != "" {
+	if f.Errors["setup_code"] == "" {
+		if strings.TrimSpace(code) == "" {
+			f.Errors["setup_code"] = "Enter the setup code from pgdeck's log."
+		} else if !s.setupCodeMatches(code) {
+			f.Errors["setup_code"] = "This is not the setup code. pgdeck prints it in its log when it starts."
+		} else {
+			res.forget()
+		}
+	} else {
+		res.forget()
+	}
+	if msg := ValidateEmail(email); msg != "" && f.Errors["email"] == "" {
 		f.Errors["email"] = msg
 	}
-	pw := c.FormValue("password")
 	if msg := ValidatePassword(pw); msg != "" {
 		f.Errors["password"] = msg
-	} else if pw != c.FormValue("password_confirm") {
+	} else if pw != confirm {
 		f.Errors["password_confirm"] = "The two passwords differ."
 	}
 	if len(f.Errors) > 0 {
-		p := s.page(c, "Set up pgdeck", "")
 		return s.render(c, http.StatusUnprocessableEntity, p, views.SetupPage(p, f))
 	}
+	release, ok := s.acquireHash(ctx)
+	if !ok {
+		return s.busy(c)
+	}
 	hash, err := HashPassword(pw)
+	release()
 	if err != nil {
 		return err
 	}
-	u, err := s.store.CreateFirstOwner(ctx, f.Values["email"], hash)
+	u, err := s.store.CreateFirstOwner(ctx, email, hash)
 	if errors.Is(err, store.ErrConflict) {
 		return echo.NewHTTPError(http.StatusNotFound, "pgdeck is already set up.")
 	}
@@ -68,19 +94,4 @@ func (s *Server) createOwner(c echo.Context) error {
 	s.audit(c, "setup.owner_created", u.Email, "")
 	s.flash(c, "success", "Owner account created. Welcome to pgdeck.")
 	return redirect(c, "/environments")
-}
-
-// validateEmail returns a message when s is not a plain email address.
-func validateEmail(s string) string {
-	if s == "" {
-		return "Enter an email address."
-	}
-	if len(s) > 254 {
-		return "Use at most 254 characters."
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" {
-		return "Enter an email address like name@example.com."
-	}
-	return ""
 }

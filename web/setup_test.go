@@ -40,7 +40,7 @@ func TestSetup(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			p := c.post("/setup", url.Values{"email": {tc.email}, "password": {tc.password}, "password_confirm": {tc.confirm}}).
+			p := c.post("/setup", url.Values{"setup_code": {a.srv.SetupCode()}, "email": {tc.email}, "password": {tc.password}, "password_confirm": {tc.confirm}}).
 				want(t, http.StatusUnprocessableEntity)
 			if got := p.Text("[data-testid=error-" + tc.field + "]"); got != tc.message {
 				t.Errorf("message beside %s = %q, want %q", tc.field, got, tc.message)
@@ -69,7 +69,36 @@ func TestSetup(t *testing.T) {
 		}
 	})
 
-	p = c.post("/setup", url.Values{"email": {"ada@example.com"}, "password": {testPassword}, "password_confirm": {testPassword}}).
+	t.Run("wrong setup code", func(t *testing.T) {
+		p := c.post("/setup", url.Values{"setup_code": {"AAAA-BBBB-CCCC-DDDD"}, "email": {"ada@example.com"}, "password": {testPassword}, "password_confirm": {testPassword}}).
+			want(t, http.StatusUnprocessableEntity)
+		if p.Text("[data-testid=error-setup_code]") == "" {
+			t.Error("no message beside the setup code")
+		}
+		if n, _ := a.st.CountUsers(context.Background()); n != 0 {
+			t.Errorf("CountUsers = %d, want 0", n)
+		}
+	})
+
+	t.Run("from another site", func(t *testing.T) {
+		// A page elsewhere posting through the victim's browser.
+		c.header.Set("Origin", "http://evil.example")
+		defer c.header.Del("Origin")
+		c.post("/setup", url.Values{"setup_code": {a.srv.SetupCode()}, "email": {"eve@example.com"}, "password": {testPassword}, "password_confirm": {testPassword}}).
+			want(t, http.StatusForbidden)
+		c.header.Del("Origin")
+		c.header.Set("Sec-Fetch-Site", "cross-site")
+		defer c.header.Del("Sec-Fetch-Site")
+		c.post("/setup", url.Values{"setup_code": {a.srv.SetupCode()}, "email": {"eve@example.com"}, "password": {testPassword}, "password_confirm": {testPassword}}).
+			want(t, http.StatusForbidden)
+		if n, _ := a.st.CountUsers(context.Background()); n != 0 {
+			t.Errorf("CountUsers = %d, want 0", n)
+		}
+	})
+
+	// The code is typed as a person reads it: case and dashes do not matter.
+	code := strings.ToLower(strings.ReplaceAll(a.srv.SetupCode(), "-", ""))
+	p = c.post("/setup", url.Values{"setup_code": {code}, "email": {"ada@example.com"}, "password": {testPassword}, "password_confirm": {testPassword}}).
 		want(t, http.StatusSeeOther)
 	if p.Location() != "/environments" {
 		t.Errorf("setup redirects to %q, want /environments", p.Location())

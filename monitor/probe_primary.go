@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"pgdeck/provisioner/runtime"
 	"pgdeck/store"
@@ -84,20 +85,23 @@ func (p *primaryProbe) Check(ctx context.Context, e store.Environment) Result {
 	}
 }
 
-// credentials returns the role the probe logs in as and the database it
-// opens: the cluster's monitoring role on `postgres` once a deploy has made
-// it; until the environment is redeployed with it, Odoo's own role on its
-// database.
-func (p *primaryProbe) credentials(e store.Environment) (user, password, db string, err error) {
-	user, sealed, db := e.MonitorUser, e.MonitorPassword, "postgres"
-	if user == "" || sealed == nil {
-		user, sealed, db = e.DBUser, e.DBPassword, e.DBName
+// credentials returns the roles the probe may log in as, in order, with the
+// database each opens: the cluster's monitoring role on `postgres` once a
+// deploy has made it, then Odoo's own role on its database (the only one
+// until the environment is redeployed with the monitoring role).
+func credentials(e store.Environment) []login {
+	odoo := login{user: e.DBUser, sealed: e.DBPassword, db: e.DBName}
+	if e.MonitorUser == "" || e.MonitorPassword == nil {
+		return []login{odoo}
 	}
-	password, err = p.box.Open(sealed)
-	if err != nil {
-		return "", "", "", fmt.Errorf("cannot open the stored password of %s: %w", user, err)
-	}
-	return user, password, db, nil
+	return []login{{user: e.MonitorUser, sealed: e.MonitorPassword, db: "postgres"}, odoo}
+}
+
+// login is a role, its sealed password and the database it opens.
+type login struct {
+	user   string
+	sealed []byte
+	db     string
 }
 
 // read connects over TCP and reads the figures in one query.
@@ -109,23 +113,21 @@ func (p *primaryProbe) read(ctx context.Context, e store.Environment) (Figures, 
 	if e.Port == nil {
 		return f, errors.New("no port recorded")
 	}
-	user, password, db, err := p.credentials(e)
+	var conn *pgx.Conn
+	var err error
+	for _, l := range credentials(e) {
+		conn, err = p.connect(ctx, *e.Port, l)
+		// A redeploy cut short may have recorded the monitoring role
+		// before making it: then Odoo's role still answers.
+		if err == nil || !isAuthFailure(err) {
+			break
+		}
+	}
 	if err != nil {
 		return f, err
 	}
-	cfg := p.connBase.Copy()
-	cfg.Host = "127.0.0.1"
-	cfg.Port = uint16(*e.Port)
-	cfg.User = user
-	cfg.Password = password
-	cfg.Database = db
-	cfg.Fallbacks = nil
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return f, fmt.Errorf("cannot connect: %w", err)
-	}
 	defer conn.Close(ctx)
-	var started = new(time.Time)
+	started := new(time.Time)
 	// Client backends only: they are what max_connections limits. The
 	// size is the environment's database, whichever database we opened
 	// (pg_monitor may read every database's size).
@@ -140,4 +142,30 @@ func (p *primaryProbe) read(ctx context.Context, e store.Environment) (Figures, 
 	}
 	f.ServerStartedAt = started
 	return f, nil
+}
+
+func (p *primaryProbe) connect(ctx context.Context, port int, l login) (*pgx.Conn, error) {
+	password, err := p.box.Open(l.sealed)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the stored password of %s: %w", l.user, err)
+	}
+	cfg := p.connBase.Copy()
+	cfg.Host = "127.0.0.1"
+	cfg.Port = uint16(port)
+	cfg.User = l.user
+	cfg.Password = password
+	cfg.Database = l.db
+	cfg.Fallbacks = nil
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect: %w", err)
+	}
+	return conn, nil
+}
+
+// isAuthFailure reports whether the server refused the role: a wrong
+// password (28P01) or no pg_hba line for it (28000).
+func isAuthFailure(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
 }

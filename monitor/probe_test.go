@@ -87,3 +87,54 @@ func TestComponentsAreKeptApart(t *testing.T) {
 		t.Errorf("pooler after the replica went = %+v, %v", p, err)
 	}
 }
+
+// TestPrimaryProbeLogsInAsTheMonitoringRole: with a monitoring role
+// recorded, the probe reads the figures as that role (Odoo's password is
+// wrong here, so only it can succeed); with a monitoring role that the
+// server refuses (a redeploy cut short), it falls back to Odoo's role.
+func TestPrimaryProbeLogsInAsTheMonitoringRole(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	port := f.addCluster("shop")
+	env := f.addEnv("shop", port)
+	// Only the monitoring role can log in: Odoo's stored password is wrong.
+	if _, err := f.st.Pool.Exec(ctx, "UPDATE environments SET db_password = $2 WHERE id = $1", env.ID, f.box.Seal("wrong")); err != nil {
+		t.Fatal(err)
+	}
+	env = f.addMonitorRole(env, testMonitorPassword)
+	probe := newPrimaryProbe(f.rt, f.box)
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r := probe.Check(cctx, env)
+	if r.Status != store.HealthRunning || r.Figures == nil || r.Figures.DBSizeBytes <= 0 || r.Figures.MaxConnections != testMaxConnections {
+		t.Fatalf("as the monitoring role: %+v (%v)", r, r.Figures)
+	}
+
+	t.Run("falls back to Odoo's role", func(t *testing.T) {
+		g, err := f.st.EnvironmentByID(ctx, env.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.DBPassword, g.MonitorPassword = f.box.Seal(testPassword), f.box.Seal("not-the-monitor-password")
+		r := probe.Check(cctx, g)
+		if r.Status != store.HealthRunning || r.Figures == nil {
+			t.Errorf("with the monitoring role refused: %s %q, want running as Odoo's role", r.Status, r.Reason)
+		}
+	})
+
+	t.Run("reads the replication views", func(t *testing.T) {
+		conn, err := probe.connect(cctx, port, credentials(env)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var user string
+		var n int
+		if err := conn.QueryRow(cctx, "SELECT current_user, (SELECT count(*) FROM pg_stat_replication)::int").Scan(&user, &n); err != nil || user != testMonitorUser {
+			t.Errorf("as %q: %v", user, err)
+		}
+		if _, err := probe.connect(cctx, port, login{user: testMonitorUser, sealed: env.MonitorPassword, db: testDB}); err == nil {
+			t.Error("the monitoring role reached the environment's database; pg_hba should refuse it")
+		}
+	})
+}

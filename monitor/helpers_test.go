@@ -32,6 +32,10 @@ const (
 	testDB       = "odoo"
 	testUser     = "odoo"
 	testPassword = "s3cret-Pa55"
+	// testMonitorUser is the monitoring role's name; only clusters made
+	// with addMonitorRole have it.
+	testMonitorUser     = "pgdeck_monitor"
+	testMonitorPassword = "m0nitor-Pa55"
 	// testMaxConnections is set in every cluster, so that the figure the
 	// monitor reads can be told from PostgreSQL's default.
 	testMaxConnections = 25
@@ -122,7 +126,10 @@ func (f *fixture) startCluster(name string, port int) error {
 		ID:   id,
 		Port: port,
 		Conf: testConf,
-		HBA:  []string{fmt.Sprintf("host %s %s 127.0.0.1/32 scram-sha-256", testDB, testUser)},
+		HBA: []string{
+			fmt.Sprintf("host %s %s 127.0.0.1/32 scram-sha-256", testDB, testUser),
+			fmt.Sprintf("host postgres %s 127.0.0.1/32 scram-sha-256", testMonitorUser),
+		},
 	}
 	// Create rewrites the settings (port, socket folder) of a copied cluster.
 	if err := f.rt.Create(ctx, spec); err != nil {
@@ -309,4 +316,22 @@ func newHangServer(tb testing.TB) *hangServer {
 		}
 	})
 	return s
+}
+
+// addMonitorRole creates the monitoring role (pg_monitor) in the
+// environment's cluster, as a deploy does, and records it in the store with
+// password.
+func (f *fixture) addMonitorRole(e store.Environment, password string) store.Environment {
+	f.tb.Helper()
+	sql := fmt.Sprintf("SET password_encryption = 'scram-sha-256';\nCREATE ROLE %s LOGIN PASSWORD '%s';\nGRANT pg_monitor TO %s;\n",
+		testMonitorUser, testMonitorPassword, testMonitorUser)
+	out, err := f.rt.Exec(context.Background(), primary(e.Name), []byte(sql), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres")
+	if err != nil {
+		f.tb.Fatalf("create the monitoring role in %s: %v: %s", e.Name, err, out)
+	}
+	e, err = f.st.SetMonitorCredentials(context.Background(), e.ID, testMonitorUser, f.box.Seal(password))
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	return e
 }

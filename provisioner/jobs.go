@@ -140,6 +140,10 @@ func (r *run) deploySteps(ctx context.Context, env store.Environment) error {
 	if err != nil {
 		return err
 	}
+	env, monitorPassword, err := r.monitorCredentials(ctx, env)
+	if err != nil {
+		return err
+	}
 
 	r.step(ctx, "Creating the PostgreSQL cluster", 20)
 	id := primary(env.Name)
@@ -162,7 +166,7 @@ func (r *run) deploySteps(ctx context.Context, env store.Environment) error {
 	// One psql session does it all (each psql start costs a connection):
 	// reload (a resumed deploy may find the server running with an older
 	// pg_hba.conf), the role, the database if missing, and its grants.
-	sql := provisionSQL(env.DBName, env.DBUser, dbPassword)
+	sql := monitorRoleSQL(env.MonitorUser, monitorPassword) + provisionSQL(env.DBName, env.DBUser, dbPassword)
 	if _, err := r.p.rt.Exec(ctx, id, []byte(sql), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"); err != nil {
 		return err
 	}
@@ -178,6 +182,9 @@ func (r *run) deploySteps(ctx context.Context, env store.Environment) error {
 		if err := checkConnect(ctx, port, db, env.DBUser, dbPassword); err != nil {
 			return err
 		}
+	}
+	if err := checkConnect(ctx, port, "postgres", env.MonitorUser, monitorPassword); err != nil {
+		return err
 	}
 	if err := r.p.store.MarkDeployed(ctx, env.ID); err != nil {
 		return err

@@ -29,6 +29,11 @@ type Environment struct {
 	AdminPassword []byte `db:"admin_password"`
 	// DeployedAt is set when a deploy first succeeds.
 	DeployedAt *time.Time `db:"deployed_at"`
+	// MonitorUser is the cluster's monitoring role (pg_monitor) that health
+	// probes log in as, and MonitorPassword its sealed password; empty
+	// until a deploy has made it.
+	MonitorUser     string `db:"monitor_user"`
+	MonitorPassword []byte `db:"monitor_password"`
 }
 
 // Deployed reports whether a deploy has succeeded.
@@ -36,7 +41,7 @@ func (e Environment) Deployed() bool { return e.DeployedAt != nil }
 
 const environmentColumns = `id, name, odoo_version, stage, plan, desired_state, created_at, updated_at,
 	(SELECT i.port FROM instances i WHERE i.environment_id = environments.id AND i.role = 'primary') AS port,
-	db_name, db_user, db_password, admin_password, deployed_at`
+	db_name, db_user, db_password, admin_password, deployed_at, monitor_user, monitor_password`
 
 // CreateEnvironment inserts an environment; a duplicate name is ErrConflict.
 func (s *Store) CreateEnvironment(ctx context.Context, e Environment) (Environment, error) {
@@ -95,6 +100,21 @@ func (s *Store) SetCredentials(ctx context.Context, id int64, dbName, dbUser str
 	e, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Environment])
 	if err != nil {
 		return Environment{}, fmt.Errorf("store: set credentials of %d: %w", id, notFound(err))
+	}
+	return e, nil
+}
+
+// SetMonitorCredentials records the cluster's monitoring role and its
+// sealed password, keeping ones already recorded (a redeploy reuses them).
+func (s *Store) SetMonitorCredentials(ctx context.Context, id int64, user string, password []byte) (Environment, error) {
+	rows, _ := s.Pool.Query(ctx, `UPDATE environments SET
+			monitor_user = CASE WHEN monitor_user = '' THEN $2 ELSE monitor_user END,
+			monitor_password = coalesce(monitor_password, $3),
+			updated_at = now()
+		WHERE id = $1 RETURNING `+environmentColumns, id, user, password)
+	e, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Environment])
+	if err != nil {
+		return Environment{}, fmt.Errorf("store: set monitor credentials of %d: %w", id, notFound(err))
 	}
 	return e, nil
 }

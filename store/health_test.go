@@ -86,7 +86,7 @@ func TestHealth(t *testing.T) {
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("UpsertHealth = %v, want ErrNotFound", err)
 		}
-		err = st.AddHealthHistory(ctx, 999_999, now, store.HealthRunning, "", 1)
+		err = st.AddHealthHistory(ctx, 999_999, store.HealthHistoryEntry{CheckedAt: now, Status: store.HealthRunning, DurationMS: 1})
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("AddHealthHistory = %v, want ErrNotFound", err)
 		}
@@ -103,7 +103,7 @@ func TestHealth(t *testing.T) {
 		if err := st.UpsertHealth(ctx, store.Health{EnvironmentID: gone.ID, Status: store.HealthRunning, CheckedAt: now}); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.AddHealthHistory(ctx, gone.ID, now, store.HealthRunning, "", 1); err != nil {
+		if err := st.AddHealthHistory(ctx, gone.ID, store.HealthHistoryEntry{CheckedAt: now, Status: store.HealthRunning, DurationMS: 1}); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.DeleteEnvironment(ctx, gone.ID); err != nil {
@@ -134,11 +134,11 @@ func TestHealthHistory(t *testing.T) {
 		{CheckedAt: now.Add(-25 * time.Hour), Status: store.HealthStopped, DurationMS: 7},
 	}
 	for _, c := range checks {
-		if err := st.AddHealthHistory(ctx, shop.ID, c.CheckedAt, c.Status, c.Reason, c.DurationMS); err != nil {
+		if err := st.AddHealthHistory(ctx, shop.ID, c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := st.AddHealthHistory(ctx, other.ID, now.Add(-30*time.Hour), store.HealthRunning, "", 1); err != nil {
+	if err := st.AddHealthHistory(ctx, other.ID, store.HealthHistoryEntry{CheckedAt: now.Add(-30 * time.Hour), Status: store.HealthRunning, DurationMS: 1}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -77,16 +77,22 @@ func regexpQuote(s string) string {
 	return b.String()
 }
 
+// MonitorRole is the login role, member of pg_monitor, that pgdeck's health
+// probes use in every cluster: it reads the statistics and replication
+// views and nothing of Odoo's data.
+const MonitorRole = "pgdeck_monitor"
+
 // HBA returns the pg_hba.conf lines that let only the environment's role
-// reach its database and the cluster's `postgres` database over TCP, with
-// SCRAM; every other TCP attempt is rejected. Odoo needs `postgres`: at start
-// it checks there that its database exists, and its bus keeps LISTEN imbus
-// there. The cluster is the environment's own, so this opens nothing of
-// another environment. (The superuser reaches the server only through the
-// local socket.)
+// reach its database and the cluster's `postgres` database over TCP, and
+// the monitoring role only `postgres`, with SCRAM; every other TCP attempt
+// is rejected. Odoo needs `postgres`: at start it checks there that its
+// database exists, and its bus keeps LISTEN imbus there. The cluster is the
+// environment's own, so this opens nothing of another environment. (The
+// superuser reaches the server only through the local socket.)
 func HBA(dbName, dbUser string) []string {
 	return []string{
 		fmt.Sprintf("host %s,postgres %s 127.0.0.1/32 scram-sha-256", dbName, dbUser),
+		fmt.Sprintf("host postgres %s 127.0.0.1/32 scram-sha-256", MonitorRole),
 		"host all all 0.0.0.0/0 reject",
 		"host all all ::/0 reject",
 	}

@@ -97,7 +97,10 @@ func TestHBA(t *testing.T) {
 	if lines[0] != "host shop,postgres odoo_shop 127.0.0.1/32 scram-sha-256" {
 		t.Fatalf("first line = %q", lines[0])
 	}
-	last := strings.Join(lines[1:], "\n")
+	if lines[1] != "host postgres pgdeck_monitor 127.0.0.1/32 scram-sha-256" {
+		t.Errorf("second line = %q, want the monitoring role on postgres only", lines[1])
+	}
+	last := strings.Join(lines[2:], "\n")
 	if !strings.Contains(last, "reject") {
 		t.Fatalf("other TCP connections are not rejected: %q", last)
 	}

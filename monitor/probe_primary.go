@@ -1,0 +1,171 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgdeck/provisioner/runtime"
+	"pgdeck/store"
+	"pgdeck/store/secret"
+)
+
+// desiredStopped is the desired state of an environment the operator stopped.
+const desiredStopped = "stopped"
+
+// primaryProbe checks an environment's PostgreSQL: it connects over TCP and
+// reads the figures in one query; when that fails it asks the runtime why.
+type primaryProbe struct {
+	rt  runtime.Runtime
+	box *secret.Box
+	// connBase holds the connection settings shared by every check.
+	connBase *pgx.ConnConfig
+	connErr  error
+}
+
+func newPrimaryProbe(rt runtime.Runtime, box *secret.Box) *primaryProbe {
+	p := &primaryProbe{rt: rt, box: box}
+	// Parsed once: every check copies it and fills in the environment's
+	// address and credentials.
+	p.connBase, p.connErr = pgx.ParseConfig("host=127.0.0.1 sslmode=disable application_name=pgdeck-monitor")
+	if p.connErr == nil {
+		// One query per connection: the simple protocol needs one round
+		// trip and no prepared statement.
+		p.connBase.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		p.connBase.StatementCacheCapacity = 0
+		p.connBase.DescriptionCacheCapacity = 0
+		// Ignore PGTARGETSESSIONATTRS and the like from the environment.
+		p.connBase.ValidateConnect = nil
+	}
+	return p
+}
+
+// Component implements Probe.
+func (p *primaryProbe) Component() string { return store.ComponentPrimary }
+
+// Check implements Probe.
+func (p *primaryProbe) Check(ctx context.Context, e store.Environment) Result {
+	f, err := p.read(ctx, e)
+	if err == nil {
+		return Result{Status: store.HealthRunning, Figures: &f}
+	}
+	if ctx.Err() != nil {
+		// Out of time: the monitor records it as such.
+		return Result{Status: store.HealthError, Reason: err.Error()}
+	}
+	st, serr := p.rt.Status(ctx, runtime.InstanceID{Env: e.Name, Role: runtime.RolePrimary})
+	if serr != nil {
+		return Result{Status: store.HealthError, Reason: fmt.Sprintf("%v; the runtime cannot tell why: %v", err, serr)}
+	}
+	stopped := e.DesiredState == desiredStopped
+	switch st.State {
+	case runtime.StateStopped:
+		if stopped {
+			return Result{Status: store.HealthStopped}
+		}
+		return Result{Status: store.HealthError, Reason: "should be running but is not: it is stopped"}
+	case runtime.StateMissing:
+		if stopped {
+			return Result{Status: store.HealthStopped}
+		}
+		return Result{Status: store.HealthError, Reason: "should be running but is not: its instance does not exist"}
+	case runtime.StateBroken:
+		if stopped {
+			return Result{Status: store.HealthError, Reason: st.Reason}
+		}
+		return Result{Status: store.HealthError, Reason: "should be running but is not: " + st.Reason}
+	default:
+		// The runtime sees it running, yet it does not answer us: wrong
+		// password, pg_hba, database missing, too many connections, …
+		return Result{Status: store.HealthError, Reason: fmt.Sprintf("runs but does not answer: %v", err)}
+	}
+}
+
+// credentials returns the roles the probe may log in as, in order, with the
+// database each opens: the cluster's monitoring role on `postgres` once a
+// deploy has made it, then Odoo's own role on its database (the only one
+// until the environment is redeployed with the monitoring role).
+func credentials(e store.Environment) []login {
+	odoo := login{user: e.DBUser, sealed: e.DBPassword, db: e.DBName}
+	if e.MonitorUser == "" || e.MonitorPassword == nil {
+		return []login{odoo}
+	}
+	return []login{{user: e.MonitorUser, sealed: e.MonitorPassword, db: "postgres"}, odoo}
+}
+
+// login is a role, its sealed password and the database it opens.
+type login struct {
+	user   string
+	sealed []byte
+	db     string
+}
+
+// read connects over TCP and reads the figures in one query.
+func (p *primaryProbe) read(ctx context.Context, e store.Environment) (Figures, error) {
+	var f Figures
+	if p.connErr != nil {
+		return f, fmt.Errorf("connection settings: %w", p.connErr)
+	}
+	if e.Port == nil {
+		return f, errors.New("no port recorded")
+	}
+	var conn *pgx.Conn
+	var err error
+	for _, l := range credentials(e) {
+		conn, err = p.connect(ctx, *e.Port, l)
+		// A redeploy cut short may have recorded the monitoring role
+		// before making it: then Odoo's role still answers.
+		if err == nil || !isAuthFailure(err) {
+			break
+		}
+	}
+	if err != nil {
+		return f, err
+	}
+	defer conn.Close(ctx)
+	started := new(time.Time)
+	// Client backends only: they are what max_connections limits. The
+	// size is the environment's database, whichever database we opened
+	// (pg_monitor may read every database's size).
+	err = conn.QueryRow(ctx, `SELECT current_setting('server_version'),
+			pg_database_size($1),
+			(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int,
+			current_setting('max_connections')::int,
+			pg_postmaster_start_time()`, e.DBName).
+		Scan(&f.PGVersion, &f.DBSizeBytes, &f.Connections, &f.MaxConnections, started)
+	if err != nil {
+		return f, fmt.Errorf("query: %w", err)
+	}
+	f.ServerStartedAt = started
+	return f, nil
+}
+
+func (p *primaryProbe) connect(ctx context.Context, port int, l login) (*pgx.Conn, error) {
+	password, err := p.box.Open(l.sealed)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the stored password of %s: %w", l.user, err)
+	}
+	cfg := p.connBase.Copy()
+	cfg.Host = "127.0.0.1"
+	cfg.Port = uint16(port)
+	cfg.User = l.user
+	cfg.Password = password
+	cfg.Database = l.db
+	cfg.Fallbacks = nil
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect: %w", err)
+	}
+	return conn, nil
+}
+
+// isAuthFailure reports whether the server refused the role: a wrong
+// password (28P01) or no pg_hba line for it (28000).
+func isAuthFailure(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
+}

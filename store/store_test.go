@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,8 +32,14 @@ func TestOpenAppliesEveryMigration(t *testing.T) {
 	if err := st.Pool.QueryRow(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != store.LatestVersion() {
-		t.Errorf("schema_migrations has %d rows, want one per migration (%d)", n, store.LatestVersion())
+	// Versions may have gaps (branches number their migrations apart):
+	// one row per embedded file.
+	files, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migrations/*.sql: %v, %d files", err, len(files))
+	}
+	if n != len(files) {
+		t.Errorf("schema_migrations has %d rows, want one per migration (%d)", n, len(files))
 	}
 	// The tables the application needs are there.
 	for _, table := range []string{"users", "sessions", "api_tokens", "audit_log", "environments", "jobs", "job_logs"} {

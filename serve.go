@@ -53,6 +53,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string) error
 	lo, hi, _ := parsePortRange(cfg.PortRange)
 	prov := provisioner.New(provisioner.Config{
 		EnvRoot: cfg.envRoot(), PortLow: lo, PortHigh: hi, Workers: cfg.Workers, OdooUser: odooUser,
+		ShutdownGrace: cfg.ShutdownGrace,
 	}, st, rt, box, log)
 
 	mon := monitor.New(monitor.Config{

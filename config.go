@@ -30,8 +30,11 @@ type Config struct {
 	PGBinDir        string
 	PortRange       string
 	Workers         int
-	TLSCertFile     string
-	TLSKeyFile      string
+	// ShutdownGrace is how long a stopping pgdeck waits for running jobs
+	// before cancelling them (they resume at the next start).
+	ShutdownGrace time.Duration
+	TLSCertFile   string
+	TLSKeyFile    string
 	// OdooUser is the OS user Odoo runs as (reads odoo.conf, owns the
 	// filestore); empty leaves both to pgdeck's own user.
 	OdooUser string
@@ -65,6 +68,7 @@ var configVars = []configVar{
 	{"pg-bin-dir", "PGDECK_PG_BIN_DIR", "", "PostgreSQL server binaries; empty: newest /usr/lib/postgresql/*/bin"},
 	{"port-range", "PGDECK_PORT_RANGE", "25432-25999", "127.0.0.1 ports handed to environment databases"},
 	{"workers", "PGDECK_WORKERS", "4", "job workers running in this process"},
+	{"shutdown-grace", "PGDECK_SHUTDOWN_GRACE", "30s", "on SIGTERM/SIGINT, time running jobs get to end before they are cancelled (they resume at the next start); a second signal exits at once"},
 	{"tls-cert-file", "PGDECK_TLS_CERT_FILE", "", "serve HTTPS with this certificate (and key); session cookies become Secure"},
 	{"tls-key-file", "PGDECK_TLS_KEY_FILE", "", "private key for PGDECK_TLS_CERT_FILE"},
 	{"odoo-user", "PGDECK_ODOO_USER", "", "OS user Odoo runs as: odoo.conf is readable by its group (0640) and the filestore is its own; empty: both stay pgdeck's (odoo.conf 0600)"},
@@ -118,6 +122,9 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 	}
 	if c.Workers, err = strconv.Atoi(get("workers")); err != nil || c.Workers < 1 || c.Workers > 64 {
 		errs = append(errs, fmt.Errorf("PGDECK_WORKERS: want 1 to 64, got %q", get("workers")))
+	}
+	if c.ShutdownGrace, err = time.ParseDuration(get("shutdown-grace")); err != nil || c.ShutdownGrace <= 0 {
+		errs = append(errs, fmt.Errorf("PGDECK_SHUTDOWN_GRACE: want a positive duration, got %q", get("shutdown-grace")))
 	}
 	if c.Addr == "" {
 		errs = append(errs, errors.New("PGDECK_ADDR: must not be empty"))

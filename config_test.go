@@ -37,6 +37,7 @@ func TestConfigDefaults(t *testing.T) {
 		ReadTimeout:     30 * time.Second,
 		WriteTimeout:    60 * time.Second,
 		IdleTimeout:     120 * time.Second,
+		ShutdownGrace:   30 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -67,6 +68,7 @@ func TestConfigFromEnvironmentAndFlags(t *testing.T) {
 		{"PGDECK_PG_BIN_DIR", "pg-bin-dir", "/opt/pg/bin", func(c Config) any { return c.PGBinDir }, "/opt/pg/bin"},
 		{"PGDECK_PORT_RANGE", "port-range", "30000-30100", func(c Config) any { return c.PortRange }, "30000-30100"},
 		{"PGDECK_WORKERS", "workers", "8", func(c Config) any { return c.Workers }, 8},
+		{"PGDECK_SHUTDOWN_GRACE", "shutdown-grace", "2m", func(c Config) any { return c.ShutdownGrace }, 2 * time.Minute},
 		{"PGDECK_ODOO_USER", "odoo-user", "odoo", func(c Config) any { return c.OdooUser }, "odoo"},
 		{"PGDECK_PUBLIC_URL", "public-url", "https://pgdeck.example.com", func(c Config) any { return c.PublicURL.String() }, "https://pgdeck.example.com"},
 		{"PGDECK_TRUSTED_PROXIES", "trusted-proxies", "10.1.2.3/8, ::1", func(c Config) any { return fmt.Sprint(c.TrustedProxies) }, "[10.0.0.0/8 ::1/128]"},
@@ -184,11 +186,12 @@ func TestConfigRejectsBadValues(t *testing.T) {
 	})
 
 	t.Run("every bad value is reported at once", func(t *testing.T) {
-		_, err := configFrom(nil, map[string]string{"PGDECK_WORKERS": "0", "PGDECK_LOG_FORMAT": "xml", "PGDECK_MONITOR_INTERVAL": "x"})
+		_, err := configFrom(nil, map[string]string{"PGDECK_WORKERS": "0", "PGDECK_LOG_FORMAT": "xml", "PGDECK_MONITOR_INTERVAL": "x",
+			"PGDECK_SHUTDOWN_GRACE": "0s"})
 		if err == nil {
 			t.Fatal("accepted")
 		}
-		for _, v := range []string{"PGDECK_WORKERS", "PGDECK_LOG_FORMAT", "PGDECK_MONITOR_INTERVAL"} {
+		for _, v := range []string{"PGDECK_WORKERS", "PGDECK_LOG_FORMAT", "PGDECK_MONITOR_INTERVAL", "PGDECK_SHUTDOWN_GRACE"} {
 			if !strings.Contains(err.Error(), v) {
 				t.Errorf("error %q does not name %s", err, v)
 			}

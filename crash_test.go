@@ -104,6 +104,8 @@ func newCrashBox(t *testing.T, bin string) *crashBox {
 		fmt.Sprintf("PGDECK_PORT_RANGE=%d-%d", lo, lo+199),
 		"PGDECK_PG_BIN_DIR="+binPG,
 		"PGDECK_LOG_LEVEL=debug",
+		// Health is what the test reads in the end: check it often.
+		"PGDECK_MONITOR_INTERVAL=200ms",
 	)
 	t.Cleanup(b.cleanup)
 	return b
@@ -352,6 +354,16 @@ func crashPostmasters(dataDir string) []int {
 	return out
 }
 
+// crashPortFree reports whether nothing listens on 127.0.0.1:port.
+func crashPortFree(port int) bool {
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
 func crashReadConf(t *testing.T, path string) map[string]string {
 	t.Helper()
 	raw, err := os.ReadFile(path)
@@ -369,18 +381,26 @@ func crashReadConf(t *testing.T, path string) map[string]string {
 }
 
 // TestCrashDuringDeploy kills pgdeck (kill -9) while a deploy runs initdb,
-// starts it again, and checks that the job ends (resumed or failed with a
-// reason) and leaves the environment consistent.
+// starts it again, and checks what the operator would: the environment ends
+// Running (its health through the API, its role connecting), or the job
+// failed with a stated reason shown on the environment and nothing is left
+// half-made (no folder, no process, no port taken).
 func TestCrashDuringDeploy(t *testing.T) {
 	bin := buildPgdeck(t)
-	t.Run("as the step starts", func(t *testing.T) { testCrashDuringDeploy(t, bin, false) })
-	t.Run("while initdb runs", func(t *testing.T) { testCrashDuringDeploy(t, bin, true) })
+	t.Run("as the step starts", func(t *testing.T) { testCrashDuringDeploy(t, bin, false, syscall.SIGKILL) })
+	t.Run("while initdb runs", func(t *testing.T) { testCrashDuringDeploy(t, bin, true, syscall.SIGKILL) })
+	// A clean stop whose grace ends before the deploy does: the job is
+	// cancelled, goes back to the queue and resumes at the next start.
+	t.Run("SIGTERM while initdb runs, grace over", func(t *testing.T) { testCrashDuringDeploy(t, bin, true, syscall.SIGTERM) })
 }
 
-// testCrashDuringDeploy kills pgdeck as soon as the job reports the step,
-// or, with duringInitdb, once initdb runs for the environment.
-func testCrashDuringDeploy(t *testing.T, bin string, duringInitdb bool) {
+// testCrashDuringDeploy stops pgdeck with sig as soon as the job reports the
+// step, or, with duringInitdb, once initdb runs for the environment.
+func testCrashDuringDeploy(t *testing.T, bin string, duringInitdb bool, sig syscall.Signal) {
 	b := newCrashBox(t, bin)
+	if sig == syscall.SIGTERM {
+		b.env = append(b.env, "PGDECK_SHUTDOWN_GRACE=10ms")
+	}
 	b.start()
 	b.cli("a long enough password\n", "user", "add", "--email", "ops@example.com", "--role", "owner")
 	out := b.cli("", "token", "add", "--email", "ops@example.com")
@@ -414,9 +434,9 @@ func testCrashDuringDeploy(t *testing.T, bin string, duringInitdb bool) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
-	b.kill(syscall.SIGKILL)
+	b.kill(sig)
 	firstLogs := b.logs.String()
-	t.Logf("killed pgdeck during %q", j.Step)
+	t.Logf("stopped pgdeck (%v) during %q", sig, j.Step)
 	// initdb dies with pgdeck: an orphan would race with the resumed job.
 	for i := 0; len(crashProcessesUnder(b.data, "initdb")) > 0; i++ {
 		if i > 200 {
@@ -438,23 +458,49 @@ func testCrashDuringDeploy(t *testing.T, bin string, duringInitdb bool) {
 	if strings.Contains(b.logs.String(), "removing what an interrupted initdb left") {
 		t.Log("the restarted pgdeck removed the folder of the interrupted initdb")
 	}
-	if !strings.Contains(strings.Join(j.Log, "\n"), `pgdeck restarted during step "`+crashStep+`"`) {
-		t.Errorf("the job's log does not tell that pgdeck restarted during %q", crashStep)
+	said := `pgdeck restarted during step "` + crashStep + `"`
+	if sig == syscall.SIGTERM {
+		said = `pgdeck stopped during step "` + crashStep + `" before the job ended; it resumes at the next start`
+	}
+	if !strings.Contains(strings.Join(j.Log, "\n"), said) {
+		t.Errorf("the job's log does not say %q", said)
 	}
 
+	type health struct {
+		Status string `json:"status"`
+		Reason string `json:"reason"`
+	}
 	var env struct {
 		Name         string `json:"name"`
 		DesiredState string `json:"desired_state"`
 		Port         *int   `json:"port"`
 		Database     string `json:"database"`
 		User         string `json:"user"`
+		Health       health `json:"health"`
 	}
-	if code := b.api(http.MethodGet, "/api/v1/environments/crash", token, "", &env); code != http.StatusOK {
-		t.Fatalf("GET environment: %d", code)
+	getEnv := func() {
+		t.Helper()
+		if code := b.api(http.MethodGet, "/api/v1/environments/crash", token, "", &env); code != http.StatusOK {
+			t.Fatalf("GET environment: %d", code)
+		}
 	}
+	getEnv()
 	dataDir := b.envData("crash")
 	switch j.State {
 	case "succeeded":
+		// What the operator checks: the environment ends Running. The
+		// monitor confirms it after a few checks; its other words
+		// ("checking", then a confirmed status) come first.
+		for i := 0; env.Health.Status != "running"; i++ {
+			if env.Health.Status == "error" || env.Health.Status == "stopped" || i > 2400 {
+				t.Fatalf("after the resumed deploy the environment's health is %+v, want running\n%s", env.Health, b.logs)
+			}
+			time.Sleep(50 * time.Millisecond)
+			getEnv()
+		}
+		if env.DesiredState != "running" {
+			t.Errorf("desired_state %q after the resumed deploy, want running", env.DesiredState)
+		}
 		if env.Port == nil || env.Database != "crash" || env.User != "odoo_crash" {
 			t.Fatalf("after a resumed deploy: %+v", env)
 		}
@@ -493,8 +539,16 @@ func testCrashDuringDeploy(t *testing.T, bin string, duringInitdb bool) {
 			t.Errorf("postmasters for %s: %v, want exactly one", dataDir, pm)
 		}
 	case "failed":
-		if strings.TrimSpace(j.Error) == "" {
-			t.Error("the job failed without a reason")
+		// A failure must say why in words an operator can act on, the
+		// same on the environment's health as on the job.
+		if reason := strings.TrimSpace(j.Error); reason == "" || reason == "context canceled" || strings.HasPrefix(reason, "signal: ") {
+			t.Errorf("the job failed without a stated reason: %q", j.Error)
+		}
+		if env.Health.Status != "error" || !strings.Contains(env.Health.Reason, j.Error) {
+			t.Errorf("health after the failed deploy = %+v, want error saying %q", env.Health, j.Error)
+		}
+		if env.Port != nil && !crashPortFree(*env.Port) {
+			t.Errorf("something still listens on the failed deploy's port %d", *env.Port)
 		}
 		if pids := crashPostgresUnder(filepath.Join(b.data, "envs", "crash")); len(pids) != 0 {
 			t.Errorf("a failed deploy left PostgreSQL processes: %v", pids)

@@ -17,6 +17,10 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first SIGINT/SIGTERM starts a clean shutdown (running jobs get
+	// PGDECK_SHUTDOWN_GRACE); stop gives the signals back their default
+	// action, so a second one ends the process at once.
+	context.AfterFunc(ctx, stop)
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "pgdeck:", err)
 		os.Exit(1)

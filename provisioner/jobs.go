@@ -14,255 +14,114 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"pgdeck/provisioner/render"
-	"pgdeck/provisioner/runtime"
 	"pgdeck/store"
 )
 
-// run carries one job through its steps.
-type run struct {
+// JobRun carries one job through its steps: what a kind's Run is given.
+type JobRun struct {
 	p   *Provisioner
 	job store.Job
 }
 
-// step records that the job moved on to name, at progress percent.
-func (r *run) step(ctx context.Context, name string, progress int) {
+// Job is the job being run, as it was claimed.
+func (r *JobRun) Job() store.Job { return r.job }
+
+// Step records that the job moved on to name, at progress percent.
+func (r *JobRun) Step(ctx context.Context, name string, progress int) {
 	r.job.Step = name
 	if err := r.p.store.SetJobStep(ctx, r.job.ID, name, progress); err != nil {
 		r.p.log.Error("job step", "job_id", r.job.ID, "error", err)
 	}
-	r.logf(ctx, "%s", name)
+	r.Logf(ctx, "%s", name)
 }
 
-func (r *run) logf(ctx context.Context, format string, args ...any) {
+// Logf adds a line to the job's log.
+func (r *JobRun) Logf(ctx context.Context, format string, args ...any) {
 	if err := r.p.store.AppendJobLog(ctx, r.job.ID, fmt.Sprintf(format, args...)); err != nil {
 		r.p.log.Error("job log", "job_id", r.job.ID, "error", err)
 	}
 }
 
-// execute runs a claimed job and records how it ended.
-func (p *Provisioner) execute(ctx context.Context, j store.Job) {
-	r := &run{p: p, job: j}
-	log := p.log.With("job_id", j.ID, "env", j.EnvName, "kind", j.Kind)
-	log.Info("job started", "attempt", j.Attempts)
+// Interrupted reports whether the job's context ended because pgdeck is
+// shutting down: the job goes back to the queue rather than failing, so a
+// step should not undo what it made.
+func (r *JobRun) Interrupted(ctx context.Context) bool {
+	return errors.Is(context.Cause(ctx), errShutdown)
+}
+
+// errShutdown is the cause of a job's context cancelled when pgdeck stops
+// and the shutdown grace is over.
+var errShutdown = errors.New("pgdeck is shutting down")
+
+// finishTimeout bounds writing how a job ended, with a context of its own:
+// the job's may have expired.
+const finishTimeout = 10 * time.Second
+
+// execute runs a claimed job and records how it ended: succeeded, failed
+// with the reason, or (cut short by a shutdown) back in the queue.
+func (p *Provisioner) execute(ctx context.Context, j store.Job, k JobKind) {
+	r := &JobRun{p: p, job: j}
+	log := p.log.With("job_id", j.ID, "env", j.EnvName, "kind", j.Kind, "lane", j.Lane)
+	log.Info("job started", "attempt", j.Attempts, "timeout", k.Timeout)
 	start := time.Now()
-	err := r.do(ctx)
+	err := r.do(ctx, k)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	if err != nil && r.Interrupted(ctx) {
+		r.Logf(fctx, "pgdeck stopped during step %q before the job ended; it resumes at the next start", r.job.Step)
+		if rerr := p.store.RequeueJob(fctx, j.ID); rerr != nil {
+			log.Error("requeue job cut short by the shutdown", "error", rerr)
+		}
+		log.Warn("job cut short by the shutdown; it resumes at the next start", "step", r.job.Step, "error", err)
+		return
+	}
+	if err != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+		during := ""
+		if r.job.Step != "" {
+			during = fmt.Sprintf(" (step %q)", r.job.Step)
+		}
+		err = fmt.Errorf("the job took longer than its limit of %s%s: %w", k.Timeout, during, err)
+	}
 	msg := ""
 	if err != nil {
 		full := err.Error()
 		msg = summarizeError(full)
-		r.logf(ctx, "failed: %s", msg)
+		r.Logf(fctx, "failed: %s", msg)
 		if msg != full {
-			r.logf(ctx, "the tool's whole output: %s", full)
+			r.Logf(fctx, "the tool's whole output: %s", full)
 		}
 		log.Error("job failed", "step", r.job.Step, "error", err, "duration", time.Since(start))
 	} else {
-		r.logf(ctx, "done in %s", time.Since(start).Round(time.Millisecond))
+		r.Logf(fctx, "done in %s", time.Since(start).Round(time.Millisecond))
 		log.Info("job succeeded", "duration", time.Since(start))
 	}
-	if ferr := p.store.FinishJob(context.WithoutCancel(ctx), j.ID, msg); ferr != nil {
+	if ferr := p.store.FinishJob(fctx, j.ID, msg); ferr != nil {
 		log.Error("finish job", "error", ferr)
 	}
 }
 
-func (r *run) do(ctx context.Context) error {
-	if r.job.EnvironmentID == nil {
-		if Kind(r.job.Kind) == KindDelete {
-			// A delete cut short after the row went (which set the job's
-			// environment_id to NULL): finish the folder.
-			return r.p.removeAll(ctx, r.job.EnvName)
+// do loads the job's environment and runs the kind's steps on it.
+func (r *JobRun) do(ctx context.Context, k JobKind) error {
+	if k.Run == nil {
+		return fmt.Errorf("unknown job kind %q (queued by a newer pgdeck?)", r.job.Kind)
+	}
+	gone := func() error {
+		if k.Gone != nil {
+			return k.Gone(ctx, r)
 		}
 		return errors.New("the environment no longer exists")
+	}
+	if r.job.EnvironmentID == nil {
+		return gone()
 	}
 	env, err := r.p.store.EnvironmentByID(ctx, *r.job.EnvironmentID)
 	if errors.Is(err, store.ErrNotFound) {
-		if Kind(r.job.Kind) == KindDelete {
-			// A delete cut short after the row went: finish the folder.
-			return r.p.removeAll(ctx, r.job.EnvName)
-		}
-		return errors.New("the environment no longer exists")
+		return gone()
 	}
 	if err != nil {
 		return err
 	}
-	switch Kind(r.job.Kind) {
-	case KindDeploy, KindRedeploy:
-		return r.deploy(ctx, env)
-	case KindStop:
-		return r.stop(ctx, env)
-	case KindStart:
-		return r.start(ctx, env)
-	case KindRestart:
-		return r.restart(ctx, env)
-	case KindDelete:
-		return r.delete(ctx, env)
-	}
-	return fmt.Errorf("unknown job kind %q", r.job.Kind)
-}
-
-// deploy makes (or re-makes) the environment's cluster, database, role,
-// filestore and odoo.conf. Every step can run twice without harm.
-func (r *run) deploy(ctx context.Context, env store.Environment) error {
-	firstDeploy := !env.Deployed()
-	err := r.deploySteps(ctx, env)
-	if err != nil && firstDeploy {
-		// Nothing half-made is left running: a first deploy that failed
-		// removes what it made (the port and passwords stay recorded and
-		// are reused by the next try).
-		r.logf(ctx, "removing what this failed deploy made")
-		if rerr := r.p.removeAll(context.WithoutCancel(ctx), env.Name); rerr != nil {
-			r.logf(ctx, "cleanup failed: %s (remove %s by hand)", rerr, r.p.rt.EnvPath(env.Name, "."))
-			return fmt.Errorf("%w; cleanup also failed: %v", err, rerr)
-		}
-	}
-	return err
-}
-
-func (r *run) deploySteps(ctx context.Context, env store.Environment) error {
-	r.step(ctx, "Allocating a port", 5)
-	port, err := r.p.allocatePort(ctx, env)
-	if err != nil {
-		return err
-	}
-	r.logf(ctx, "port %d on 127.0.0.1", port)
-
-	r.step(ctx, "Generating credentials", 10)
-	env, err = r.p.store.SetCredentials(ctx, env.ID, dbName(env.Name), dbUser(env.Name),
-		r.p.box.Seal(randomSecret()), r.p.box.Seal(randomSecret()))
-	if err != nil {
-		return err
-	}
-	dbPassword, err := r.p.box.Open(env.DBPassword)
-	if err != nil {
-		return err
-	}
-	adminPassword, err := r.p.box.Open(env.AdminPassword)
-	if err != nil {
-		return err
-	}
-	env, monitorPassword, err := r.monitorCredentials(ctx, env)
-	if err != nil {
-		return err
-	}
-
-	r.step(ctx, "Creating the PostgreSQL cluster", 20)
-	id := primary(env.Name)
-	spec := runtime.Spec{ID: id, Port: port, Conf: render.PrimaryConf(), HBA: render.HBA(env.DBName, env.DBUser)}
-	if err := r.p.rt.Create(ctx, spec); err != nil {
-		return err
-	}
-
-	r.step(ctx, "Starting PostgreSQL", 55)
-	if Kind(r.job.Kind) == KindRedeploy {
-		// Settings such as the port only apply on a restart.
-		if err := r.p.rt.Stop(ctx, id); err != nil {
-			return err
-		}
-	}
-	if err := r.p.rt.Start(ctx, id); err != nil {
-		return err
-	}
-	r.step(ctx, "Creating the database and its role", 70)
-	// One psql session does it all (each psql start costs a connection):
-	// reload (a resumed deploy may find the server running with an older
-	// pg_hba.conf), the role, the database if missing, and its grants.
-	sql := monitorRoleSQL(env.MonitorUser, monitorPassword) + provisionSQL(env.DBName, env.DBUser, dbPassword)
-	if _, err := r.p.rt.Exec(ctx, id, []byte(sql), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"); err != nil {
-		return err
-	}
-
-	r.step(ctx, "Writing the filestore and odoo.conf", 85)
-	if err := r.p.writeOdooFiles(ctx, env, port, dbPassword, adminPassword); err != nil {
-		return err
-	}
-
-	r.step(ctx, "Checking that Odoo's role can connect", 95)
-	// Odoo needs its database and `postgres` (its start-up check, its bus).
-	for _, db := range []string{env.DBName, "postgres"} {
-		if err := checkConnect(ctx, port, db, env.DBUser, dbPassword); err != nil {
-			return err
-		}
-	}
-	if err := checkConnect(ctx, port, "postgres", env.MonitorUser, monitorPassword); err != nil {
-		return err
-	}
-	if err := r.p.store.MarkDeployed(ctx, env.ID); err != nil {
-		return err
-	}
-	return r.p.store.SetDesiredState(ctx, env.ID, "running")
-}
-
-func (r *run) stop(ctx context.Context, env store.Environment) error {
-	r.step(ctx, "Stopping PostgreSQL", 30)
-	if err := r.p.store.SetDesiredState(ctx, env.ID, "stopped"); err != nil {
-		return err
-	}
-	return r.p.rt.Stop(ctx, primary(env.Name))
-}
-
-func (r *run) start(ctx context.Context, env store.Environment) error {
-	r.step(ctx, "Starting PostgreSQL", 30)
-	if err := r.p.store.SetDesiredState(ctx, env.ID, "running"); err != nil {
-		return err
-	}
-	return r.p.rt.Start(ctx, primary(env.Name))
-}
-
-func (r *run) restart(ctx context.Context, env store.Environment) error {
-	r.step(ctx, "Stopping PostgreSQL", 20)
-	if err := r.p.rt.Stop(ctx, primary(env.Name)); err != nil {
-		return err
-	}
-	r.step(ctx, "Starting PostgreSQL", 60)
-	if err := r.p.store.SetDesiredState(ctx, env.ID, "running"); err != nil {
-		return err
-	}
-	return r.p.rt.Start(ctx, primary(env.Name))
-}
-
-func (r *run) delete(ctx context.Context, env store.Environment) error {
-	r.step(ctx, "Stopping and removing PostgreSQL", 20)
-	if err := r.p.removeAll(ctx, env.Name); err != nil {
-		return err
-	}
-	r.step(ctx, "Forgetting the environment", 90)
-	return r.p.store.DeleteEnvironment(ctx, env.ID)
-}
-
-// allocatePort returns the environment's port, choosing one first: the lowest
-// port of the range that no environment has and nothing on the host listens on.
-func (p *Provisioner) allocatePort(ctx context.Context, env store.Environment) (int, error) {
-	if env.Port != nil {
-		if env.Deployed() || portFree(*env.Port) {
-			return *env.Port, nil
-		}
-		// A deploy that never succeeded may find its recorded port taken
-		// since: by its own half-made cluster (keep it), or by something
-		// else (choose another, or every retry would fail).
-		if st, err := p.rt.Status(ctx, primary(env.Name)); err == nil && st.State == runtime.StateRunning {
-			return *env.Port, nil
-		}
-		if err := p.store.ClearPort(ctx, env.ID); err != nil {
-			return 0, err
-		}
-	}
-	for attempt := 0; attempt < 5; attempt++ {
-		used, err := p.store.UsedPorts(ctx)
-		if err != nil {
-			return 0, err
-		}
-		for port := p.cfg.PortLow; port <= p.cfg.PortHigh; port++ {
-			if used[port] || !portFree(port) {
-				continue
-			}
-			got, err := p.store.SetPort(ctx, env.ID, port)
-			if errors.Is(err, store.ErrConflict) {
-				break // another deploy took it meanwhile: look again
-			}
-			return got, err
-		}
-	}
-	return 0, fmt.Errorf("no free port left in %d-%d (PGDECK_PORT_RANGE)", p.cfg.PortLow, p.cfg.PortHigh)
+	return k.Run(ctx, r, env)
 }
 
 func portFree(port int) bool {

@@ -10,7 +10,7 @@ import (
 // monitorCredentials records the cluster's monitoring role and its sealed
 // password (kept from an earlier deploy when there is one) and returns the
 // environment as now recorded with the password in clear.
-func (r *run) monitorCredentials(ctx context.Context, env store.Environment) (store.Environment, string, error) {
+func (r *JobRun) monitorCredentials(ctx context.Context, env store.Environment) (store.Environment, string, error) {
 	env, err := r.p.store.SetMonitorCredentials(ctx, env.ID, render.MonitorRole, r.p.box.Seal(randomSecret()))
 	if err != nil {
 		return env, "", err

@@ -16,35 +16,16 @@ import (
 	"pgdeck/store/secret"
 )
 
-// Kind is what a job does.
-type Kind string
-
-// The kinds of job.
-const (
-	KindDeploy   Kind = "deploy"
-	KindRedeploy Kind = "redeploy"
-	KindStop     Kind = "stop"
-	KindStart    Kind = "start"
-	KindRestart  Kind = "restart"
-	KindDelete   Kind = "delete"
-)
-
-// ParseAction maps an action word from a URL to a job kind (delete has its
-// own confirmation and is not an action).
-func ParseAction(s string) (Kind, bool) {
-	switch k := Kind(s); k {
-	case KindDeploy, KindRedeploy, KindStop, KindStart, KindRestart:
-		return k, true
-	}
-	return "", false
-}
-
 // ErrInvalidAction is returned for an action that makes no sense in the
 // environment's current state; its message says why.
 var ErrInvalidAction = errors.New("invalid action")
 
-// ErrBusy is store.ErrBusy: a job is already queued or running for the environment.
+// ErrBusy is store.ErrBusy: a job is already queued or running for the
+// environment in the same lane.
 var ErrBusy = store.ErrBusy
+
+// invalid is ErrInvalidAction saying why.
+func invalid(msg string) error { return fmt.Errorf("%w: %s", ErrInvalidAction, msg) }
 
 // Config tells the provisioner where environments live and which ports it may use.
 type Config struct {
@@ -54,8 +35,10 @@ type Config struct {
 	Workers int
 	// PollInterval is how often idle workers look for queued jobs.
 	PollInterval time.Duration
-	// JobTimeout bounds one job.
-	JobTimeout time.Duration
+	// ShutdownGrace is how long Stop (or the end of Run's context) waits
+	// for running jobs before cancelling them; they resume at the next
+	// start. Each kind's own Timeout bounds a job.
+	ShutdownGrace time.Duration
 	// OdooUser is the OS user Odoo runs as: it reads odoo.conf and owns the
 	// filestore. The zero value leaves both to pgdeck's own user.
 	OdooUser OdooUser
@@ -76,49 +59,93 @@ type Provisioner struct {
 	box   *secret.Box
 	log   *slog.Logger
 	wake  chan struct{}
+	// kinds is the registry: every kind of job this provisioner queues
+	// and runs. Built by New, read only afterwards.
+	kinds map[Kind]JobKind
+
+	// jobsCtx is the parent of every job's context: cancelled (cause
+	// errShutdown) when the shutdown grace is over.
+	jobsCtx    context.Context
+	cancelJobs context.CancelCauseFunc
 
 	mu sync.Mutex
+	// stopping is closed (once, under mu) by Stop: no job is claimed after.
+	stopping chan struct{}
+	stopOnce sync.Once
+	// inflight counts the RunOne calls under way; added to under mu only
+	// while stopping is open, so Stop may wait for it.
+	inflight sync.WaitGroup
 	// running holds the ids of the jobs this process runs now: never
 	// requeued, even if the session holding a job's lock was lost (the
 	// control-plane database restarted) while its worker goes on.
 	running map[int64]bool
 }
 
-// New builds a provisioner.
-func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *slog.Logger) *Provisioner {
+// New builds a provisioner with the built-in kinds of job and those opts add.
+func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *slog.Logger, opts ...Option) *Provisioner {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
-	if cfg.JobTimeout <= 0 {
-		cfg.JobTimeout = 10 * time.Minute
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 30 * time.Second
 	}
 	if cfg.RequeueInterval <= 0 {
 		cfg.RequeueInterval = 30 * time.Second
 	}
-	return &Provisioner{cfg: cfg, store: st, rt: rt, box: box, log: log, wake: make(chan struct{}, 1), running: map[int64]bool{}}
+	p := &Provisioner{cfg: cfg, store: st, rt: rt, box: box, log: log, wake: make(chan struct{}, 1),
+		kinds: make(map[Kind]JobKind, len(builtinKinds)), stopping: make(chan struct{}), running: map[int64]bool{}}
+	p.jobsCtx, p.cancelJobs = context.WithCancelCause(context.Background())
+	for _, k := range builtinKinds {
+		p.kinds[k.Kind] = k
+	}
+	for _, opt := range opts {
+		opt(p)
+	}
+	return p
 }
 
-// Enqueue checks that kind makes sense for env now and queues the job.
-// ErrInvalidAction (wrapped, with the reason) or ErrBusy otherwise.
+// Enqueue checks that kind makes sense for env now and queues the job, with
+// the kind's snapshot as its parameters when it takes one. ErrInvalidAction
+// (wrapped, with the reason) or ErrBusy otherwise.
 func (p *Provisioner) Enqueue(ctx context.Context, env store.Environment, kind Kind, by string) (store.Job, error) {
-	// While a job runs, "wait for it" is the useful answer whatever the
-	// action; the unique index in CreateJob still settles races.
-	if _, err := p.store.ActiveJob(ctx, env.Name); err == nil {
+	return p.EnqueueWith(ctx, env, kind, nil, by)
+}
+
+// EnqueueWith is Enqueue with the job's parameters, of the kind's Params
+// type (nil: the kind's snapshot, or none).
+func (p *Provisioner) EnqueueWith(ctx context.Context, env store.Environment, kind Kind, params any, by string) (store.Job, error) {
+	k, ok := p.kinds[kind]
+	if !ok {
+		return store.Job{}, invalid("unknown action " + string(kind) + ".")
+	}
+	// While a job of the same lane is active, "wait for it" is the useful
+	// answer whatever the action; the unique index in QueueJob still
+	// settles races. A job of another lane does not refuse this one: it
+	// waits in the queue until that one ends.
+	if _, err := p.store.ActiveJobIn(ctx, env.Name, k.Lane); err == nil {
 		return store.Job{}, fmt.Errorf("%s: %w", env.Name, ErrBusy)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return store.Job{}, err
 	}
-	if err := checkAction(env, kind); err != nil {
-		return store.Job{}, err
+	if k.Check != nil {
+		if err := k.Check(env); err != nil {
+			return store.Job{}, err
+		}
 	}
-	j, err := p.store.CreateJob(ctx, env.ID, env.Name, string(kind), by)
+	if params == nil && k.Snapshot != nil {
+		var err error
+		if params, err = k.Snapshot(ctx, p, env); err != nil {
+			return store.Job{}, err
+		}
+	}
+	j, err := p.queue(ctx, env, k, params, by)
 	if err != nil {
 		return store.Job{}, err
 	}
-	p.log.Info("job queued", "job_id", j.ID, "env", env.Name, "kind", kind, "by", by)
+	p.log.Info("job queued", "job_id", j.ID, "env", env.Name, "kind", kind, "lane", k.Lane, "by", by)
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -126,51 +153,20 @@ func (p *Provisioner) Enqueue(ctx context.Context, env store.Environment, kind K
 	return j, nil
 }
 
-func checkAction(env store.Environment, kind Kind) error {
-	invalid := func(msg string) error { return fmt.Errorf("%w: %s", ErrInvalidAction, msg) }
-	deployed := env.Deployed()
-	switch kind {
-	case KindDeploy:
-		if deployed {
-			return invalid(env.Name + " is already deployed; use Redeploy to apply changes.")
-		}
-	case KindRedeploy:
-		if !deployed {
-			return invalid(env.Name + " is not deployed yet; use Deploy.")
-		}
-	case KindStop:
-		if !deployed {
-			return invalid(env.Name + " is not deployed yet.")
-		}
-		if env.DesiredState == "stopped" {
-			return invalid(env.Name + " is already stopped.")
-		}
-	case KindStart:
-		if !deployed {
-			return invalid(env.Name + " is not deployed yet; use Deploy.")
-		}
-		if env.DesiredState == "running" {
-			return invalid(env.Name + " is already running; use Restart if its health shows Error.")
-		}
-	case KindRestart:
-		if !deployed {
-			return invalid(env.Name + " is not deployed yet; use Deploy.")
-		}
-		if env.DesiredState == "stopped" {
-			return invalid(env.Name + " is stopped; use Start.")
-		}
-	case KindDelete:
-	default:
-		return invalid("unknown action " + string(kind) + ".")
+// queue stores a job of kind k with params (checked against the kind's type).
+func (p *Provisioner) queue(ctx context.Context, env store.Environment, k JobKind, params any, by string) (store.Job, error) {
+	raw, err := k.encodeParams(params)
+	if err != nil {
+		return store.Job{}, err
 	}
-	return nil
+	return p.store.QueueJob(ctx, store.NewJob{EnvID: env.ID, EnvName: env.Name, Kind: string(k.Kind), Lane: k.Lane, Params: raw, RequestedBy: by})
 }
 
-// Run reconciles, then runs workers until ctx ends, and every
-// RequeueInterval resumes jobs whose instance went away. Jobs in flight when
-// ctx ends are allowed to finish their current step sequence (bounded by
-// JobTimeout); no new job is claimed. Each running job keeps one of the
-// store's connections, so at most MaxConns-8 workers run.
+// Run reconciles, then runs workers until ctx ends or Stop is called, and
+// every RequeueInterval resumes jobs whose instance went away. Then it stops
+// as Stop does: no new job is claimed, jobs in flight get ShutdownGrace to
+// end, then are cancelled and go back to the queue. Each running job keeps
+// one of the store's connections, so at most MaxConns-8 workers run.
 func (p *Provisioner) Run(ctx context.Context) error {
 	if err := p.Reconcile(ctx); err != nil {
 		return err
@@ -181,13 +177,49 @@ func (p *Provisioner) Run(ctx context.Context) error {
 			"workers", workers, "running", most, "pool_max_conns", p.store.Pool.Config().MaxConns)
 		workers = most
 	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Go(func() { p.worker(ctx) })
+		wg.Go(func() { p.worker(rctx) })
 	}
-	wg.Go(func() { p.requeueLoop(ctx) })
+	wg.Go(func() { p.requeueLoop(rctx) })
+	select {
+	case <-ctx.Done():
+	case <-p.stopping:
+	}
+	p.Stop()
+	cancel()
 	wg.Wait()
 	return nil
+}
+
+// Stop stops claiming jobs, waits at most ShutdownGrace for the running
+// ones to end, then cancels them (they go back to the queue, written with a
+// log line saying so, and resume at the next start) and waits for that.
+// It may be called any number of times, before, during or after Run.
+func (p *Provisioner) Stop() {
+	p.mu.Lock()
+	p.stopOnce.Do(func() { close(p.stopping) })
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	default:
+	}
+	p.log.Info("stopping: waiting for running jobs", "grace", p.cfg.ShutdownGrace)
+	t := time.NewTimer(p.cfg.ShutdownGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	p.log.Warn("shutdown grace is over: cancelling running jobs; they resume at the next start")
+	p.cancelJobs(errShutdown)
+	<-done
 }
 
 func (p *Provisioner) worker(ctx context.Context) {
@@ -198,6 +230,8 @@ func (p *Provisioner) worker(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-p.stopping:
 			return
 		case <-t.C:
 		case <-p.wake:
@@ -254,9 +288,22 @@ func (p *Provisioner) requeueOrphans(ctx context.Context, msg, jobLine string) (
 	return len(requeued), nil
 }
 
-// RunOne claims and runs one queued job; false when none was waiting. The
-// job's lock (its ownership) is released once the job is finished.
+// RunOne claims and runs one queued job; false when none was waiting or
+// the provisioner is stopping. The job's lock (its ownership) is released
+// once the job is finished. The job runs to its end even if ctx ends, bounded
+// by its kind's Timeout and by Stop.
 func (p *Provisioner) RunOne(ctx context.Context) bool {
+	p.mu.Lock()
+	select {
+	case <-p.stopping:
+		p.mu.Unlock()
+		return false
+	default:
+	}
+	p.inflight.Add(1)
+	p.mu.Unlock()
+	defer p.inflight.Done()
+
 	j, lock, err := p.store.ClaimJob(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		return false
@@ -276,11 +323,19 @@ func (p *Provisioner) RunOne(ctx context.Context) bool {
 		delete(p.running, j.ID)
 		p.mu.Unlock()
 	}()
-	// Let the job finish even if pgdeck is shutting down: a job cut short is
-	// resumed at the next start, but finishing now is kinder.
-	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.JobTimeout)
+	k, ok := p.kinds[Kind(j.Kind)]
+	if !ok {
+		k = JobKind{Kind: Kind(j.Kind), Timeout: time.Minute} // execute fails it as unknown
+	}
+	// The job does not end with ctx: Stop decides, after its grace, by
+	// cancelling jobsCtx; the kind's Timeout bounds it anyway.
+	sctx, cancelStop := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelStop(nil)
+	unhook := context.AfterFunc(p.jobsCtx, func() { cancelStop(context.Cause(p.jobsCtx)) })
+	defer unhook()
+	jctx, cancel := context.WithTimeout(sctx, k.Timeout)
 	defer cancel()
-	p.execute(jctx, j)
+	p.execute(jctx, j, k)
 	return true
 }
 
@@ -316,7 +371,7 @@ func (p *Provisioner) Reconcile(ctx context.Context) error {
 			continue
 		}
 		p.log.Warn("reconcile: environment should run but does not; starting it", "env", e.Name, "state", st.State, "reason", st.Reason)
-		if _, err := p.store.CreateJob(ctx, e.ID, e.Name, string(KindStart), "pgdeck (reconcile)"); err != nil && !errors.Is(err, store.ErrBusy) {
+		if _, err := p.queue(ctx, e, p.kinds[KindStart], nil, "pgdeck (reconcile)"); err != nil && !errors.Is(err, store.ErrBusy) {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -17,25 +18,46 @@ const (
 	JobFailed    = "failed"
 )
 
-// ErrBusy is returned when an environment already has a queued or running job.
+// Job lanes. Each lane holds at most one active (queued or running) job per
+// environment; a queued job is claimed only while no other job of its
+// environment runs, whatever its lane (all lanes touch the primary today).
+const (
+	// LaneOps holds the operator's actions on an environment (deploy,
+	// redeploy, stop, start, restart, delete).
+	LaneOps = "ops"
+	// LaneBackup holds backups, so that a scheduled backup never makes an
+	// operator's action fail as busy, nor the other way round.
+	LaneBackup = "backup"
+)
+
+// lockNSEnvClaim: the second key is hashtext(env_name), held for the moment
+// a claim checks that nothing else of the environment runs (see ClaimJob).
+const lockNSEnvClaim int32 = 7_001_004
+
+// ErrBusy is returned when an environment already has a queued or running
+// job in the same lane.
 var ErrBusy = errors.New("another job is already queued or running for this environment")
 
 // Job is one change to a running system, run by a worker.
 type Job struct {
-	ID            int64      `db:"id"`
-	EnvironmentID *int64     `db:"environment_id"`
-	EnvName       string     `db:"env_name"`
-	Kind          string     `db:"kind"`
-	State         string     `db:"state"`
-	Step          string     `db:"step"`
-	Progress      int        `db:"progress"`
-	Error         string     `db:"error"`
-	RequestedBy   string     `db:"requested_by"`
-	Attempts      int        `db:"attempts"`
-	CreatedAt     time.Time  `db:"created_at"`
-	StartedAt     *time.Time `db:"started_at"`
-	FinishedAt    *time.Time `db:"finished_at"`
-	UpdatedAt     time.Time  `db:"updated_at"`
+	ID            int64  `db:"id"`
+	EnvironmentID *int64 `db:"environment_id"`
+	EnvName       string `db:"env_name"`
+	Kind          string `db:"kind"`
+	Lane          string `db:"lane"`
+	// Params are the job's parameters as JSON (an object; {} when none),
+	// decoded by the provisioner into its kind's type.
+	Params      json.RawMessage `db:"params"`
+	State       string          `db:"state"`
+	Step        string          `db:"step"`
+	Progress    int             `db:"progress"`
+	Error       string          `db:"error"`
+	RequestedBy string          `db:"requested_by"`
+	Attempts    int             `db:"attempts"`
+	CreatedAt   time.Time       `db:"created_at"`
+	StartedAt   *time.Time      `db:"started_at"`
+	FinishedAt  *time.Time      `db:"finished_at"`
+	UpdatedAt   time.Time       `db:"updated_at"`
 }
 
 // Active reports whether the job is queued or running.
@@ -47,30 +69,55 @@ type JobLine struct {
 	Line string    `db:"line"`
 }
 
-const jobColumns = `id, environment_id, env_name, kind, state, step, progress, error, requested_by, attempts,
+const jobColumns = `id, environment_id, env_name, kind, lane, params, state, step, progress, error, requested_by, attempts,
 	created_at, started_at, finished_at, updated_at`
 
-// CreateJob queues a job; ErrBusy when the environment already has an active one.
+// NewJob is what QueueJob needs to queue a job.
+type NewJob struct {
+	EnvID       int64
+	EnvName     string
+	Kind        string
+	Lane        string          // LaneOps when empty
+	Params      json.RawMessage // a JSON object; {} when empty
+	RequestedBy string
+}
+
+// CreateJob queues a job without parameters in the ops lane; ErrBusy when
+// the environment already has an active one there.
 func (s *Store) CreateJob(ctx context.Context, envID int64, envName, kind, requestedBy string) (Job, error) {
-	rows, _ := s.Pool.Query(ctx, `INSERT INTO jobs (environment_id, env_name, kind, requested_by) VALUES ($1, $2, $3, $4)
-		RETURNING `+jobColumns, envID, envName, kind, requestedBy)
+	return s.QueueJob(ctx, NewJob{EnvID: envID, EnvName: envName, Kind: kind, RequestedBy: requestedBy})
+}
+
+// QueueJob queues a job in its lane; ErrBusy when the environment already
+// has an active job in that lane.
+func (s *Store) QueueJob(ctx context.Context, n NewJob) (Job, error) {
+	if n.Lane == "" {
+		n.Lane = LaneOps
+	}
+	if len(n.Params) == 0 {
+		n.Params = json.RawMessage(`{}`)
+	}
+	rows, _ := s.Pool.Query(ctx, `INSERT INTO jobs (environment_id, env_name, kind, lane, params, requested_by)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		RETURNING `+jobColumns, n.EnvID, n.EnvName, n.Kind, n.Lane, n.Params, n.RequestedBy)
 	j, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Job])
 	if isUniqueViolation(err) {
-		return Job{}, fmt.Errorf("store: create %s job for %q: %w", kind, envName, ErrBusy)
+		return Job{}, fmt.Errorf("store: create %s job for %q: %w", n.Kind, n.EnvName, ErrBusy)
 	}
 	if err != nil {
-		return Job{}, fmt.Errorf("store: create %s job for %q: %w", kind, envName, err)
+		return Job{}, fmt.Errorf("store: create %s job for %q: %w", n.Kind, n.EnvName, err)
 	}
 	return j, nil
 }
 
-// ClaimJob takes the oldest queued job with FOR UPDATE SKIP LOCKED, marks it
-// running and, in the same transaction, takes the job's session advisory
-// lock on a connection kept out of the pool: the returned lock is the
-// instance's ownership of the job. The worker calls its Release after
-// FinishJob; if the process dies first, the lock dies with its connection and
-// RequeueRunningJobs hands the job to a live instance. ErrNotFound when no
-// job can be claimed now.
+// ClaimJob takes the oldest queued job whose environment runs no other job
+// (in any lane: a queued job waits behind a running one instead of being
+// refused), with FOR UPDATE SKIP LOCKED, marks it running and, in the same
+// transaction, takes the job's session advisory lock on a connection kept
+// out of the pool: the returned lock is the instance's ownership of the job.
+// The worker calls its Release after FinishJob; if the process dies first,
+// the lock dies with its connection and RequeueRunningJobs hands the job to a
+// live instance. ErrNotFound when no job can be claimed now.
 func (s *Store) ClaimJob(ctx context.Context) (Job, *SessionLock, error) {
 	conn, err := s.Pool.Acquire(ctx)
 	if err != nil {
@@ -81,14 +128,31 @@ func (s *Store) ClaimJob(ctx context.Context) (Job, *SessionLock, error) {
 		locked bool
 	)
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, `UPDATE jobs SET state = 'running', attempts = attempts + 1,
-				started_at = coalesce(started_at, now()), updated_at = now()
-			WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-			RETURNING `+jobColumns)
-		var err error
-		j, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Job])
+		var (
+			id      int64
+			envName string
+		)
+		err := tx.QueryRow(ctx, `SELECT id, env_name FROM jobs q WHERE state = 'queued'
+				AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.env_name = q.env_name AND r.state = 'running')
+			ORDER BY created_at, id LIMIT 1 FOR UPDATE OF q SKIP LOCKED`).Scan(&id, &envName)
 		if err != nil {
 			return notFound(err)
+		}
+		// Two workers may each pick a queued job of the same environment
+		// (one per lane) from snapshots where nothing of it runs: the
+		// environment's lock makes them check and mark one after the other,
+		// and the second sees the first's committed claim. A lock held for
+		// the rest of this short transaction only.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockNSEnvClaim, envName); err != nil {
+			return err
+		}
+		rows, _ := tx.Query(ctx, `UPDATE jobs SET state = 'running', attempts = attempts + 1,
+				started_at = coalesce(started_at, now()), updated_at = now()
+			WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.env_name = $2 AND r.state = 'running')
+			RETURNING `+jobColumns, id, envName)
+		j, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Job])
+		if err != nil {
+			return notFound(err) // another job of the environment was claimed meanwhile: next poll
 		}
 		// Try, not wait: the lock of a queued job is only ever held for a
 		// moment by a RequeueRunningJobs that may itself be waiting for
@@ -198,14 +262,37 @@ func (s *Store) JobByID(ctx context.Context, id int64) (Job, error) {
 	return j, nil
 }
 
-// ActiveJob returns the environment's queued or running job, or ErrNotFound.
+// ActiveJob returns the environment's queued or running job in any lane
+// (the running one first, else the oldest), or ErrNotFound.
 func (s *Store) ActiveJob(ctx context.Context, envName string) (Job, error) {
-	rows, _ := s.Pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE env_name = $1 AND state IN ('queued', 'running')`, envName)
+	rows, _ := s.Pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE env_name = $1 AND state IN ('queued', 'running')
+		ORDER BY state = 'running' DESC, created_at, id LIMIT 1`, envName)
 	j, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Job])
 	if err != nil {
 		return Job{}, fmt.Errorf("store: active job of %q: %w", envName, notFound(err))
 	}
 	return j, nil
+}
+
+// ActiveJobIn returns the environment's queued or running job in lane, or
+// ErrNotFound.
+func (s *Store) ActiveJobIn(ctx context.Context, envName, lane string) (Job, error) {
+	rows, _ := s.Pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE env_name = $1 AND lane = $2 AND state IN ('queued', 'running')`, envName, lane)
+	j, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Job])
+	if err != nil {
+		return Job{}, fmt.Errorf("store: active %s job of %q: %w", lane, envName, notFound(err))
+	}
+	return j, nil
+}
+
+// RequeueJob puts a running job this instance stops running (pgdeck shuts
+// down before it ended) back in the queue; its steps are idempotent.
+func (s *Store) RequeueJob(ctx context.Context, id int64) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE jobs SET state = 'queued', updated_at = now() WHERE id = $1 AND state = 'running'`, id)
+	if err != nil {
+		return fmt.Errorf("store: requeue job %d: %w", id, err)
+	}
+	return nil
 }
 
 // ListJobs returns the newest jobs, all environments or one (envName != "").

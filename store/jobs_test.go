@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -472,5 +473,167 @@ func TestRequeueRunningJobsExcept(t *testing.T) {
 	requeued, err := st.RequeueRunningJobs(ctx)
 	if err != nil || len(requeued) != 1 || requeued[0].ID != j.ID {
 		t.Errorf("RequeueRunningJobs() = %+v, %v; want job %d", requeued, err, j.ID)
+	}
+}
+
+// TestJobLanes checks the lane rule: one active job per environment and
+// lane (a backup never makes an operator's action busy, nor the other way
+// round), and a queued job waits while another job of its environment runs.
+func TestJobLanes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.New(t)
+	env := mustCreateEnvironment(t, st, "shop")
+	queue := func(kind, lane, params string) (store.Job, error) {
+		return st.QueueJob(ctx, store.NewJob{EnvID: env.ID, EnvName: env.Name, Kind: kind, Lane: lane,
+			Params: json.RawMessage(params), RequestedBy: "t"})
+	}
+	claim := func() (store.Job, *store.SessionLock) {
+		t.Helper()
+		j, lock, err := st.ClaimJob(ctx)
+		if err != nil {
+			t.Fatalf("ClaimJob: %v", err)
+		}
+		return j, lock
+	}
+	wantNothingToClaim := func(why string) {
+		t.Helper()
+		if j, lock, err := st.ClaimJob(ctx); !errors.Is(err, store.ErrNotFound) {
+			lock.Release()
+			t.Fatalf("ClaimJob %s = %+v, %v; want ErrNotFound", why, j, err)
+		}
+	}
+
+	backup, err := queue("backup", store.LaneBackup, `{"kind": "scheduled"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if backup.Lane != store.LaneBackup || string(backup.Params) != `{"kind": "scheduled"}` {
+		t.Errorf("queued backup: lane %q, params %s", backup.Lane, backup.Params)
+	}
+	restart, err := queue("restart", "", "")
+	if err != nil {
+		t.Fatalf("an operator's restart while a backup is queued: %v, want it queued", err)
+	}
+	if restart.Lane != store.LaneOps || string(restart.Params) != `{}` {
+		t.Errorf("queued restart: lane %q, params %s; want ops and {}", restart.Lane, restart.Params)
+	}
+	if _, err := queue("stop", store.LaneOps, ""); !errors.Is(err, store.ErrBusy) {
+		t.Errorf("a second ops job: %v, want ErrBusy", err)
+	}
+	if _, err := queue("backup", store.LaneBackup, ""); !errors.Is(err, store.ErrBusy) {
+		t.Errorf("a second backup: %v, want ErrBusy", err)
+	}
+	if _, err := queue("backup", "replica", ""); err == nil {
+		t.Error("a job in an unknown lane was queued")
+	}
+	if _, err := queue("redeploy", store.LaneOps, `[1]`); err == nil {
+		t.Error("a job whose params are not a JSON object was queued")
+	}
+
+	// The backup came first: it runs, and the restart waits in the queue.
+	got, lock := claim()
+	if got.ID != backup.ID || got.State != store.JobRunning {
+		t.Fatalf("claimed %+v, want the backup %d", got, backup.ID)
+	}
+	wantNothingToClaim("while the backup runs")
+	if a, err := st.ActiveJob(ctx, env.Name); err != nil || a.ID != backup.ID {
+		t.Errorf("ActiveJob = %+v, %v; want the running backup", a, err)
+	}
+	if a, err := st.ActiveJobIn(ctx, env.Name, store.LaneOps); err != nil || a.ID != restart.ID {
+		t.Errorf("ActiveJobIn(ops) = %+v, %v; want the queued restart", a, err)
+	}
+	if err := st.FinishJob(ctx, backup.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	lock.Release()
+
+	got, lock = claim()
+	if got.ID != restart.ID {
+		t.Fatalf("claimed %d after the backup, want the restart %d", got.ID, restart.ID)
+	}
+	// And the other way round: a backup queued while the restart runs waits.
+	backup2, err := queue("backup", store.LaneBackup, `{"kind": "manual"}`)
+	if err != nil {
+		t.Fatalf("a backup while an operator's action runs: %v, want it queued", err)
+	}
+	wantNothingToClaim("while the restart runs")
+	// Another environment is not held up.
+	other := mustCreateEnvironment(t, st, "blog")
+	oj, err := st.CreateJob(ctx, other.ID, other.Name, "deploy", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got2, lock2 := claim()
+	if got2.ID != oj.ID {
+		t.Errorf("claimed %d, want the other environment's deploy %d", got2.ID, oj.ID)
+	}
+	lock2.Release()
+	if err := st.FinishJob(ctx, restart.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	lock.Release()
+	got, lock = claim()
+	defer lock.Release()
+	if got.ID != backup2.ID || string(got.Params) != `{"kind": "manual"}` {
+		t.Errorf("claimed %+v, want the backup %d with its params", got, backup2.ID)
+	}
+}
+
+// TestClaimJobLanesConcurrent has two workers claim at once while an
+// environment has a job queued in each lane: exactly one of them may run.
+func TestClaimJobLanesConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.New(t)
+	for round := range 20 {
+		name := fmt.Sprintf("env-%d", round)
+		env := mustCreateEnvironment(t, st, name)
+		for _, lane := range []string{store.LaneOps, store.LaneBackup} {
+			if _, err := st.QueueJob(ctx, store.NewJob{EnvID: env.ID, EnvName: name, Kind: "k", Lane: lane}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		type result struct {
+			j    store.Job
+			lock *store.SessionLock
+			err  error
+		}
+		results := make(chan result, 2)
+		for range 2 {
+			go func() {
+				j, lock, err := st.ClaimJob(ctx)
+				results <- result{j, lock, err}
+			}()
+		}
+		// Both answers are in before the claimed job finishes.
+		var claimed []result
+		for range 2 {
+			r := <-results
+			switch {
+			case r.err == nil:
+				claimed = append(claimed, r)
+			case !errors.Is(r.err, store.ErrNotFound):
+				t.Fatalf("ClaimJob: %v", r.err)
+			}
+		}
+		for _, r := range claimed {
+			if err := st.FinishJob(ctx, r.j.ID, ""); err != nil {
+				t.Fatal(err)
+			}
+			r.lock.Release()
+		}
+		if len(claimed) != 1 {
+			t.Fatalf("round %d: %d jobs of one environment claimed at once, want 1", round, len(claimed))
+		}
+		// The other lane's job runs after.
+		j, lock, err := st.ClaimJob(ctx)
+		if err != nil || j.EnvName != name {
+			t.Fatalf("round %d: ClaimJob after the first ended = %+v, %v", round, j, err)
+		}
+		if err := st.FinishJob(ctx, j.ID, ""); err != nil {
+			t.Fatal(err)
+		}
+		lock.Release()
 	}
 }

@@ -1,0 +1,178 @@
+package provisioner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"pgdeck/provisioner/render"
+	"pgdeck/provisioner/runtime"
+	"pgdeck/store"
+)
+
+// deployKind makes an environment's cluster, database, role, filestore and
+// odoo.conf for the first time.
+var deployKind = JobKind{
+	Kind:    KindDeploy,
+	Lane:    store.LaneOps,
+	Action:  true,
+	Timeout: 10 * time.Minute,
+	Check: func(env store.Environment) error {
+		if env.Deployed() {
+			return invalid(env.Name + " is already deployed; use Redeploy to apply changes.")
+		}
+		return nil
+	},
+	Params:   reflect.TypeFor[DeployParams](),
+	Snapshot: snapshotSettings,
+	Run: func(ctx context.Context, r *JobRun, env store.Environment) error {
+		return r.deploy(ctx, env, false)
+	},
+}
+
+// snapshotSettings takes the settings a deploy applies as they are now.
+func snapshotSettings(_ context.Context, _ *Provisioner, _ store.Environment) (any, error) {
+	return DeployParams{Settings: &DeploySettings{PostgreSQLConf: render.PrimaryConf()}}, nil
+}
+
+// deploy makes (or, with restart, re-makes and restarts) the environment's
+// cluster, database, role, filestore and odoo.conf, with the settings of the
+// job's snapshot. Every step can run twice without harm.
+func (r *JobRun) deploy(ctx context.Context, env store.Environment, restart bool) error {
+	params, err := ParamsOf[DeployParams](r)
+	if err != nil {
+		return err
+	}
+	if params.Settings == nil {
+		snap, _ := snapshotSettings(ctx, r.p, env)
+		params = snap.(DeployParams)
+	}
+	firstDeploy := !env.Deployed()
+	err = r.deploySteps(ctx, env, *params.Settings, restart)
+	if err != nil && firstDeploy && !r.Interrupted(ctx) {
+		// Nothing half-made is left running: a first deploy that failed
+		// removes what it made (the port and passwords stay recorded and
+		// are reused by the next try). One cut short by a shutdown keeps it
+		// and resumes at the next start.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		r.Logf(cctx, "removing what this failed deploy made")
+		if rerr := r.p.removeAll(cctx, env.Name); rerr != nil {
+			r.Logf(cctx, "cleanup failed: %s (remove %s by hand)", rerr, r.p.rt.EnvPath(env.Name, "."))
+			return fmt.Errorf("%w; cleanup also failed: %v", err, rerr)
+		}
+	}
+	return err
+}
+
+func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, settings DeploySettings, restart bool) error {
+	r.Step(ctx, "Allocating a port", 5)
+	port, err := r.p.allocatePort(ctx, env)
+	if err != nil {
+		return err
+	}
+	r.Logf(ctx, "port %d on 127.0.0.1", port)
+
+	r.Step(ctx, "Generating credentials", 10)
+	env, err = r.p.store.SetCredentials(ctx, env.ID, dbName(env.Name), dbUser(env.Name),
+		r.p.box.Seal(randomSecret()), r.p.box.Seal(randomSecret()))
+	if err != nil {
+		return err
+	}
+	dbPassword, err := r.p.box.Open(env.DBPassword)
+	if err != nil {
+		return err
+	}
+	adminPassword, err := r.p.box.Open(env.AdminPassword)
+	if err != nil {
+		return err
+	}
+	env, monitorPassword, err := r.monitorCredentials(ctx, env)
+	if err != nil {
+		return err
+	}
+
+	r.Step(ctx, "Creating the PostgreSQL cluster", 20)
+	id := primary(env.Name)
+	spec := runtime.Spec{ID: id, Port: port, Conf: settings.PostgreSQLConf, HBA: render.HBA(env.DBName, env.DBUser)}
+	if err := r.p.rt.Create(ctx, spec); err != nil {
+		return err
+	}
+
+	r.Step(ctx, "Starting PostgreSQL", 55)
+	if restart {
+		// Settings such as the port only apply on a restart.
+		if err := r.p.rt.Stop(ctx, id); err != nil {
+			return err
+		}
+	}
+	if err := r.p.rt.Start(ctx, id); err != nil {
+		return err
+	}
+	r.Step(ctx, "Creating the database and its role", 70)
+	// One psql session does it all (each psql start costs a connection):
+	// reload (a resumed deploy may find the server running with an older
+	// pg_hba.conf), the role, the database if missing, and its grants.
+	sql := monitorRoleSQL(env.MonitorUser, monitorPassword) + provisionSQL(env.DBName, env.DBUser, dbPassword)
+	if _, err := r.p.rt.Exec(ctx, id, []byte(sql), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"); err != nil {
+		return err
+	}
+
+	r.Step(ctx, "Writing the filestore and odoo.conf", 85)
+	if err := r.p.writeOdooFiles(ctx, env, port, dbPassword, adminPassword); err != nil {
+		return err
+	}
+
+	r.Step(ctx, "Checking that Odoo's role can connect", 95)
+	// Odoo needs its database and `postgres` (its start-up check, its bus).
+	for _, db := range []string{env.DBName, "postgres"} {
+		if err := checkConnect(ctx, port, db, env.DBUser, dbPassword); err != nil {
+			return err
+		}
+	}
+	if err := checkConnect(ctx, port, "postgres", env.MonitorUser, monitorPassword); err != nil {
+		return err
+	}
+	if err := r.p.store.MarkDeployed(ctx, env.ID); err != nil {
+		return err
+	}
+	return r.p.store.SetDesiredState(ctx, env.ID, "running")
+}
+
+// allocatePort returns the environment's port, choosing one first: the lowest
+// port of the range that no environment has and nothing on the host listens on.
+func (p *Provisioner) allocatePort(ctx context.Context, env store.Environment) (int, error) {
+	if env.Port != nil {
+		if env.Deployed() || portFree(*env.Port) {
+			return *env.Port, nil
+		}
+		// A deploy that never succeeded may find its recorded port taken
+		// since: by its own half-made cluster (keep it), or by something
+		// else (choose another, or every retry would fail).
+		if st, err := p.rt.Status(ctx, primary(env.Name)); err == nil && st.State == runtime.StateRunning {
+			return *env.Port, nil
+		}
+		if err := p.store.ClearPort(ctx, env.ID); err != nil {
+			return 0, err
+		}
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		used, err := p.store.UsedPorts(ctx)
+		if err != nil {
+			return 0, err
+		}
+		for port := p.cfg.PortLow; port <= p.cfg.PortHigh; port++ {
+			if used[port] || !portFree(port) {
+				continue
+			}
+			got, err := p.store.SetPort(ctx, env.ID, port)
+			if errors.Is(err, store.ErrConflict) {
+				break // another deploy took it meanwhile: look again
+			}
+			return got, err
+		}
+	}
+	return 0, fmt.Errorf("no free port left in %d-%d (PGDECK_PORT_RANGE)", p.cfg.PortLow, p.cfg.PortHigh)
+}

@@ -1,0 +1,36 @@
+package provisioner
+
+import (
+	"context"
+	"time"
+
+	"pgdeck/store"
+)
+
+// restartKind stops and starts a running environment's PostgreSQL.
+var restartKind = JobKind{
+	Kind:    KindRestart,
+	Lane:    store.LaneOps,
+	Action:  true,
+	Timeout: 10 * time.Minute,
+	Check: func(env store.Environment) error {
+		if !env.Deployed() {
+			return invalid(env.Name + " is not deployed yet; use Deploy.")
+		}
+		if env.DesiredState == "stopped" {
+			return invalid(env.Name + " is stopped; use Start.")
+		}
+		return nil
+	},
+	Run: func(ctx context.Context, r *JobRun, env store.Environment) error {
+		r.Step(ctx, "Stopping PostgreSQL", 20)
+		if err := r.p.rt.Stop(ctx, primary(env.Name)); err != nil {
+			return err
+		}
+		r.Step(ctx, "Starting PostgreSQL", 60)
+		if err := r.p.store.SetDesiredState(ctx, env.ID, "running"); err != nil {
+			return err
+		}
+		return r.p.rt.Start(ctx, primary(env.Name))
+	},
+}

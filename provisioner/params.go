@@ -1,0 +1,32 @@
+package provisioner
+
+// DeployParams are a deploy's or redeploy's parameters: a snapshot, taken
+// when the job is queued, of the settings it applies, so that a save made
+// while it waits or runs is applied whole by the next redeploy, never half
+// by this one.
+type DeployParams struct {
+	// Settings is nil for a job queued before jobs carried parameters: the
+	// job then snapshots the settings when it runs.
+	Settings *DeploySettings `json:"settings,omitempty"`
+}
+
+// DeploySettings is what a deploy reads of an environment's settings.
+type DeploySettings struct {
+	// PostgreSQLConf is the primary's postgresql.conf values.
+	PostgreSQLConf map[string]string `json:"postgresql_conf"`
+}
+
+// BackupParams are a backup job's parameters (for the backup kind to come).
+type BackupParams struct {
+	// Kind is why it is taken: manual, scheduled, pre-restore, pre-delete.
+	Kind string `json:"kind"`
+}
+
+// RestoreParams are a restore job's parameters (for the restore kind to
+// come): which backup goes into which environment.
+type RestoreParams struct {
+	BackupID int64  `json:"backup_id"`
+	Target   string `json:"target"`
+	// Neutralize disables outgoing mail servers and crons in the copy.
+	Neutralize bool `json:"neutralize,omitempty"`
+}

@@ -31,7 +31,7 @@ func newPrimaryProbe(rt runtime.Runtime, box *secret.Box) *primaryProbe {
 	p := &primaryProbe{rt: rt, box: box}
 	// Parsed once: every check copies it and fills in the environment's
 	// address and credentials.
-	p.connBase, p.connErr = pgx.ParseConfig("host=127.0.0.1 sslmode=disable application_name=pgdeck-monitor")
+	p.connBase, p.connErr = pgx.ParseConfig("sslmode=disable application_name=pgdeck-monitor")
 	if p.connErr == nil {
 		// One query per connection: the simple protocol needs one round
 		// trip and no prepared statement.
@@ -110,13 +110,15 @@ func (p *primaryProbe) read(ctx context.Context, e store.Environment) (Figures, 
 	if p.connErr != nil {
 		return f, fmt.Errorf("connection settings: %w", p.connErr)
 	}
-	if e.Port == nil {
-		return f, errors.New("no port recorded")
+	// The runtime says where the instance is reached.
+	host, port := p.rt.Address(runtime.InstanceID{Env: e.Name, Role: runtime.RolePrimary})
+	if port == 0 {
+		return f, errors.New("the runtime knows no address for it")
 	}
 	var conn *pgx.Conn
 	var err error
 	for _, l := range credentials(e) {
-		conn, err = p.connect(ctx, *e.Port, l)
+		conn, err = p.connect(ctx, host, port, l)
 		// A redeploy cut short may have recorded the monitoring role
 		// before making it: then Odoo's role still answers.
 		if err == nil || !isAuthFailure(err) {
@@ -144,13 +146,13 @@ func (p *primaryProbe) read(ctx context.Context, e store.Environment) (Figures, 
 	return f, nil
 }
 
-func (p *primaryProbe) connect(ctx context.Context, port int, l login) (*pgx.Conn, error) {
+func (p *primaryProbe) connect(ctx context.Context, host string, port int, l login) (*pgx.Conn, error) {
 	password, err := p.box.Open(l.sealed)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the stored password of %s: %w", l.user, err)
 	}
 	cfg := p.connBase.Copy()
-	cfg.Host = "127.0.0.1"
+	cfg.Host = host
 	cfg.Port = uint16(port)
 	cfg.User = l.user
 	cfg.Password = password

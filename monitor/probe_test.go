@@ -123,7 +123,7 @@ func TestPrimaryProbeLogsInAsTheMonitoringRole(t *testing.T) {
 	})
 
 	t.Run("reads the replication views", func(t *testing.T) {
-		conn, err := probe.connect(cctx, port, credentials(env)[0])
+		conn, err := probe.connect(cctx, "127.0.0.1", port, credentials(env)[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +133,7 @@ func TestPrimaryProbeLogsInAsTheMonitoringRole(t *testing.T) {
 		if err := conn.QueryRow(cctx, "SELECT current_user, (SELECT count(*) FROM pg_stat_replication)::int").Scan(&user, &n); err != nil || user != testMonitorUser {
 			t.Errorf("as %q: %v", user, err)
 		}
-		if _, err := probe.connect(cctx, port, login{user: testMonitorUser, sealed: env.MonitorPassword, db: testDB}); err == nil {
+		if _, err := probe.connect(cctx, "127.0.0.1", port, login{user: testMonitorUser, sealed: env.MonitorPassword, db: testDB}); err == nil {
 			t.Error("the monitoring role reached the environment's database; pg_hba should refuse it")
 		}
 	})

@@ -73,7 +73,7 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 	if err != nil {
 		return err
 	}
-	r.Logf(ctx, "port %d on 127.0.0.1", port)
+	r.Logf(ctx, "port %d", port)
 
 	r.Step(ctx, "Generating credentials", 10)
 	env, err = r.p.store.SetCredentials(ctx, env.ID, dbName(env.Name), dbUser(env.Name),
@@ -96,7 +96,7 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 
 	r.Step(ctx, "Creating the PostgreSQL cluster", 20)
 	id := primary(env.Name)
-	spec := runtime.Spec{ID: id, Port: port, Conf: settings.PostgreSQLConf, HBA: render.HBA(env.DBName, env.DBUser)}
+	spec := runtime.Spec{ID: id, Port: port, Conf: settings.PostgreSQLConf, HBA: render.HBA(env.DBName, env.DBUser, r.p.rt.ClientNetwork(env.Name))}
 	if err := r.p.rt.Create(ctx, spec); err != nil {
 		return err
 	}
@@ -128,11 +128,11 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 	r.Step(ctx, "Checking that Odoo's role can connect", 95)
 	// Odoo needs its database and `postgres` (its start-up check, its bus).
 	for _, db := range []string{env.DBName, "postgres"} {
-		if err := checkConnect(ctx, port, db, env.DBUser, dbPassword); err != nil {
+		if err := r.p.checkConnect(ctx, id, db, env.DBUser, dbPassword); err != nil {
 			return err
 		}
 	}
-	if err := checkConnect(ctx, port, "postgres", env.MonitorUser, monitorPassword); err != nil {
+	if err := r.p.checkConnect(ctx, id, "postgres", env.MonitorUser, monitorPassword); err != nil {
 		return err
 	}
 	if err := r.p.store.MarkDeployed(ctx, env.ID); err != nil {
@@ -145,7 +145,7 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 // port of the range that no environment has and nothing on the host listens on.
 func (p *Provisioner) allocatePort(ctx context.Context, env store.Environment) (int, error) {
 	if env.Port != nil {
-		if env.Deployed() || portFree(*env.Port) {
+		if env.Deployed() || p.rt.PortFree(*env.Port) {
 			return *env.Port, nil
 		}
 		// A deploy that never succeeded may find its recorded port taken
@@ -164,7 +164,7 @@ func (p *Provisioner) allocatePort(ctx context.Context, env store.Environment) (
 			return 0, err
 		}
 		for port := p.cfg.PortLow; port <= p.cfg.PortHigh; port++ {
-			if used[port] || !portFree(port) {
+			if used[port] || !p.rt.PortFree(port) {
 				continue
 			}
 			got, err := p.store.SetPort(ctx, env.ID, port)

@@ -6,14 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"pgdeck/provisioner/runtime"
 	"pgdeck/store"
 )
 
@@ -124,22 +123,15 @@ func (r *JobRun) do(ctx context.Context, k JobKind) error {
 	return k.Run(ctx, r, env)
 }
 
-func portFree(port int) bool {
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
-}
-
-// checkConnect proves that the environment's role reaches its database over TCP.
-func checkConnect(ctx context.Context, port int, db, user, password string) error {
-	cfg, err := pgx.ParseConfig("host=127.0.0.1 sslmode=disable")
+// checkConnect proves that a role reaches a database of the instance over
+// TCP, at the address the runtime gives.
+func (p *Provisioner) checkConnect(ctx context.Context, id runtime.InstanceID, db, user, password string) error {
+	cfg, err := pgx.ParseConfig("sslmode=disable")
 	if err != nil {
 		return err
 	}
-	cfg.Port = uint16(port)
+	host, port := p.rt.Address(id)
+	cfg.Host, cfg.Port = host, uint16(port)
 	cfg.Database, cfg.User, cfg.Password = db, user, password
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

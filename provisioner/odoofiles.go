@@ -92,6 +92,12 @@ func (p *Provisioner) writeOdooFiles(ctx context.Context, env store.Environment,
 	return p.rt.WriteEnvFile(ctx, env.Name, "odoo.conf", text, ou.confMode(), conf)
 }
 
+// DatabaseAddress is where Odoo reaches the environment's database: its
+// primary's address, as the runtime gives it.
+func (p *Provisioner) DatabaseAddress(env string) (host string, port int) {
+	return p.rt.Address(primary(env))
+}
+
 // OdooConfPath is where the environment's odoo.conf is written.
 func (p *Provisioner) OdooConfPath(env string) string {
 	return p.rt.EnvPath(env, "odoo.conf")

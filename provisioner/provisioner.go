@@ -29,7 +29,7 @@ func invalid(msg string) error { return fmt.Errorf("%w: %s", ErrInvalidAction, m
 
 // Config tells the provisioner where environments live and which ports it may use.
 type Config struct {
-	// PortLow and PortHigh bound the 127.0.0.1 ports handed to environments.
+	// PortLow and PortHigh bound the ports handed to instances.
 	PortLow, PortHigh int
 	// Workers is how many jobs run at once (one per environment at most).
 	Workers int

@@ -1070,7 +1070,7 @@ func TestResumeJobAfterCrash(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			spec := runtime.Spec{ID: primary(name), Port: port, Conf: render.PrimaryConf(), HBA: render.HBA(e.DBName, e.DBUser)}
+			spec := runtime.Spec{ID: primary(name), Port: port, Conf: render.PrimaryConf(), HBA: render.HBA(e.DBName, e.DBUser, h.rt.ClientNetwork(name))}
 			if err := h.rt.Create(ctx, spec); err != nil {
 				t.Fatal(err)
 			}

@@ -122,12 +122,10 @@ func (s *Server) environmentPage(c echo.Context, e store.Environment) (views.Env
 		jv := jobView(*j, nil)
 		p.Job = &jv
 	}
-	d := views.DatabaseDetails{Deployed: e.Deployed(), Host: "127.0.0.1", DBName: e.DBName, DBUser: e.DBUser}
-	if e.Port != nil {
-		d.Port = *e.Port
-	}
+	d := views.DatabaseDetails{Deployed: e.Deployed(), DBName: e.DBName, DBUser: e.DBUser}
 	if s.jobs != nil {
 		d.OdooConfPath = s.jobs.OdooConfPath(e.Name)
+		d.Host, d.Port = s.jobs.DatabaseAddress(e.Name)
 	}
 	if h := st.health; h != nil {
 		d.CheckedAt = h.CheckedAt

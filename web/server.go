@@ -63,6 +63,9 @@ type Deps struct {
 type Jobs interface {
 	Enqueue(ctx context.Context, env store.Environment, kind provisioner.Kind, by string) (store.Job, error)
 	OdooConfPath(env string) string
+	// DatabaseAddress is where Odoo (and pgdeck) reach the environment's
+	// database, as its runtime says; port 0 when it has none.
+	DatabaseAddress(env string) (host string, port int)
 }
 
 // Server holds the handlers' dependencies and the echo instance.

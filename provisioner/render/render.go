@@ -88,11 +88,12 @@ const MonitorRole = "pgdeck_monitor"
 // is rejected. Odoo needs `postgres`: at start it checks there that its
 // database exists, and its bus keeps LISTEN imbus there. The cluster is the
 // environment's own, so this opens nothing of another environment. (The
-// superuser reaches the server only through the local socket.)
-func HBA(dbName, dbUser string) []string {
+// superuser reaches the server only through the local socket.) network is
+// where the environment's clients come from, as the runtime says.
+func HBA(dbName, dbUser, network string) []string {
 	return []string{
-		fmt.Sprintf("host %s,postgres %s 127.0.0.1/32 scram-sha-256", dbName, dbUser),
-		fmt.Sprintf("host postgres %s 127.0.0.1/32 scram-sha-256", MonitorRole),
+		fmt.Sprintf("host %s,postgres %s %s scram-sha-256", dbName, dbUser, network),
+		fmt.Sprintf("host postgres %s %s scram-sha-256", MonitorRole, network),
 		"host all all 0.0.0.0/0 reject",
 		"host all all ::/0 reject",
 	}

@@ -93,7 +93,7 @@ func TestOdooMaxConn(t *testing.T) {
 }
 
 func TestHBA(t *testing.T) {
-	lines := HBA("shop", "odoo_shop")
+	lines := HBA("shop", "odoo_shop", "127.0.0.1/32")
 	if lines[0] != "host shop,postgres odoo_shop 127.0.0.1/32 scram-sha-256" {
 		t.Fatalf("first line = %q", lines[0])
 	}

@@ -183,6 +183,9 @@ type Runtime interface {
 	// it (a replica its primary, a pooler its database); inside a Docker
 	// network this differs from Address.
 	PeerAddress(id InstanceID) (host string, port int)
+	// PortFree reports whether port can be handed to a new instance:
+	// nothing listens on it where the runtime publishes instances.
+	PortFree(port int) bool
 	// ClientNetwork is the address range, as a pg_hba.conf address, from
 	// which the environment's clients (Odoo, pgdeck, its other instances)
 	// reach its instances.

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -442,6 +444,16 @@ func (r *Runtime) Address(id runtime.InstanceID) (host string, port int) {
 // the way pgdeck does.
 func (r *Runtime) PeerAddress(id runtime.InstanceID) (host string, port int) {
 	return r.Address(id)
+}
+
+// PortFree reports whether nothing listens on 127.0.0.1:port.
+func (r *Runtime) PortFree(port int) bool {
+	ln, err := net.Listen("tcp", net.JoinHostPort(listenAddress, strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }
 
 // ClientNetwork is 127.0.0.1/32: every local instance listens there only.

@@ -254,6 +254,11 @@ func (b *crashBox) pgctlStop(dataDir string) error {
 	if err != nil && len(crashPostgresUnder(dataDir)) > 0 {
 		return fmt.Errorf("pg_ctl stop -D %s: %v: %s", dataDir, err, out)
 	}
+	// pg_ctl returns when postmaster.pid is gone; the processes may still
+	// be exiting.
+	for deadline := time.Now().Add(10 * time.Second); len(crashPostgresUnder(dataDir)) > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	return nil
 }
 
@@ -277,7 +282,13 @@ func (b *crashBox) cleanup() {
 	for _, pid := range crashProcessesUnder(root, "initdb") {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	if pids := crashPostgresUnder(root); len(pids) > 0 {
+	// pg_ctl returns when postmaster.pid is gone; give the processes a
+	// moment to finish exiting before calling them left over.
+	pids := crashPostgresUnder(root)
+	for deadline := time.Now().Add(10 * time.Second); len(pids) > 0 && time.Now().Before(deadline); pids = crashPostgresUnder(root) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(pids) > 0 {
 		b.t.Errorf("cleanup: PostgreSQL processes left under %s: %v (killing them)", root, pids)
 		for _, pid := range pids {
 			syscall.Kill(pid, syscall.SIGKILL)

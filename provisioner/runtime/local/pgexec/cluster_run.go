@@ -90,6 +90,11 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		return err
 	}
 	t := strconv.Itoa(int(startTimeout / time.Second))
+	// pg_ctl returns once postmaster.pid is gone; the postmaster and its
+	// last children may still be exiting then (seen on a loaded machine),
+	// so Stop also waits for the processes it saw.
+	procs := serverProcesses(c.DataDir)
+	defer c.waitExited(ctx, procs)
 	out, err := c.run(ctx, nil, false, pgctl, "stop", "-w", "-t", t, "-m", "fast", "-D", c.DataDir)
 	if err != nil {
 		if _, ok := c.Running(); !ok {
@@ -106,6 +111,25 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	c.logger().Info("stopped postgresql", "data_dir", c.DataDir)
 	return nil
 }
+
+// waitExited waits, at most stopExitWait, until none of pids is a live
+// PostgreSQL process any more.
+func (c *Cluster) waitExited(ctx context.Context, pids []int) {
+	deadline := time.Now().Add(stopExitWait)
+	for _, pid := range pids {
+		for isLivePostgres(pid) {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				c.logger().Warn("postgresql processes still exiting after stop", "data_dir", c.DataDir, "pid", pid)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// stopExitWait bounds how long Stop waits for the processes to exit once
+// pg_ctl has returned.
+const stopExitWait = 30 * time.Second
 
 // Reload asks a running server to re-read its configuration files.
 func (c *Cluster) Reload(ctx context.Context) error {

@@ -213,7 +213,7 @@ func EnvironmentNewPage(p Page, f Form, c EnvironmentChoices) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, "<section class=\"card narrow\"><h1>New environment</h1><p class=\"lead\">pgdeck gives it its own PostgreSQL, isolated from every other environment.</p><form method=\"post\" action=\"/environments\" id=\"environment-form\" novalidate>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, "<section class=\"card narrow\"><h1>New environment</h1><p class=\"lead\">pgdeck gives it its own PostgreSQL, isolated from every other environment.</p><form method=\"post\" action=\"/environments\" id=\"environment-form\" novalidate hx-post=\"/environments\" hx-target=\"this\" hx-select=\"#environment-form\" hx-swap=\"outerHTML\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -143,7 +143,10 @@ func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 		if n == 0 {
 			to = "/setup"
 		}
-		if c.Request().Method != http.MethodGet {
+		// A form post, or an htmx request (a polled badge, an action
+		// button), cannot follow a redirect to the login page: it gets the
+		// message, which htmx shows in the page's error region.
+		if c.Request().Method != http.MethodGet || isHTMX(c) {
 			return echo.NewHTTPError(http.StatusUnauthorized, "Your session has ended. Log in again.")
 		}
 		return redirect(c, to)

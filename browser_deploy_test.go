@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -228,6 +229,35 @@ func TestBrowserDeployLifecycle(t *testing.T) {
 		return h.Status == "running" && h.Text == "Running", h.String()
 	})
 	stillSameDocument(t, ctx, mark, "clicking Restart")
+
+	// Another operator starts a redeploy (a request this page did not
+	// make): the page's Stop button is still enabled, its click answers
+	// 409, and the message shows at the top of the page instead of the
+	// click doing nothing.
+	status := evaluate[int](t, ctx, "another operator starts a redeploy", `(() => {
+		const x = new XMLHttpRequest();
+		x.open('POST', '/environments/erp-prod/actions/redeploy', false);
+		const h = JSON.parse(document.body.getAttribute('hx-headers'));
+		for (const k in h) x.setRequestHeader(k, h[k]);
+		x.setRequestHeader('HX-Request', 'true');
+		x.send();
+		return x.status;
+	})()`)
+	if status != 200 && status != 202 {
+		t.Fatalf("the other operator's redeploy answered %d", status)
+	}
+	do(t, ctx, "click Stop while that redeploy runs", chromedp.Click(chromedp.ID("action-stop")))
+	eventually(t, ctx, "the 409 message shows", 10*time.Second, func() (bool, string) {
+		msg := evaluate[string](t, ctx, "read the error region", `(document.querySelector('#htmx-errors [data-testid=htmx-error]') || {innerText: ''}).innerText`)
+		return strings.Contains(msg, "Another job is already queued or running for erp-prod"), msg
+	})
+	screenshot(t, ctx, "12c-busy-message")
+	eventually(t, ctx, "the other operator's redeploy ends", jobWait, func() (bool, string) {
+		do(t, ctx, "reload the environment", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("environment-name")))
+		a := readActions(t, ctx)
+		h := readHealth(t, ctx, headBadge)
+		return !anyDisabled(a) && h.Status == "running", fmt.Sprintf("%+v %s", a, h)
+	})
 
 	// The jobs page lists the three jobs; the deploy's log tells its steps.
 	do(t, ctx, "open Jobs",

@@ -104,6 +104,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return prov.Run(gctx) })
 	g.Go(func() error { return mon.Run(gctx) })
+	g.Go(func() error { return srv.RunSessionCleanup(gctx) })
 	g.Go(func() error {
 		var err error
 		if cfg.TLSCertFile != "" {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -19,7 +20,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	code := http.StatusInternalServerError
 	msg := "pgdeck could not complete the request. The error is in the server log."
 	var he *echo.HTTPError
-	if errors.As(err, &he) {
+	var fe fieldsError
+	if errors.As(err, &fe) {
+		code, msg = http.StatusUnprocessableEntity, "validation failed"
+	} else if errors.As(err, &he) {
 		code = he.Code
 		if m, ok := he.Message.(string); ok {
 			msg = m
@@ -36,7 +40,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 
 	if strings.HasPrefix(req.URL.Path, "/api/") {
-		_ = c.JSON(code, apiError{Error: msg})
+		_ = c.JSON(code, apiError{Error: msg, Fields: fe.fields})
 		return
 	}
 	if req.Method == http.MethodHead {
@@ -53,6 +57,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 		_ = c.String(code, msg)
 	}
 }
+
+// fieldsError is a 422 whose messages belong beside fields (the API's
+// `fields`); the one error handler writes it.
+type fieldsError struct{ fields map[string]string }
+
+func (e fieldsError) Error() string { return fmt.Sprintf("validation failed: %v", e.fields) }
+
+// invalidFields is the error of a request whose fields failed validation.
+func invalidFields(fields map[string]string) error { return fieldsError{fields: fields} }
 
 // apiError is the JSON body of every API error.
 type apiError struct {

@@ -153,25 +153,31 @@ func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requireChanger refuses viewers: they see everything and change nothing.
-func (s *Server) requireChanger(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if u, ok := currentUser(c); ok && u.CanChange() {
-			return next(c)
+// requireRole lets through the signed-in users (or token holders) whose
+// account allows, and answers 403 with refusal to everyone else. It is the
+// one role check of every route group.
+func requireRole(allows func(store.User) bool, refusal string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if u, ok := currentUser(c); ok && allows(u) {
+				return next(c)
+			}
+			return echo.NewHTTPError(http.StatusForbidden, refusal)
 		}
-		return echo.NewHTTPError(http.StatusForbidden, "Your role (viewer) can look but not change anything.")
 	}
 }
 
-// requireAdmin lets only owners and admins through.
-func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if u, ok := currentUser(c); ok && u.CanChange() {
-			return next(c)
-		}
-		return echo.NewHTTPError(http.StatusForbidden, "Only owners and admins can see this page.")
-	}
-}
+// The role checks of the routes.
+var (
+	// requireChanger refuses viewers: they see everything and change nothing.
+	requireChanger = requireRole(store.User.CanChange, "Your role (viewer) can look but not change anything.")
+	// requireAdmin lets only owners and admins see a page.
+	requireAdmin = requireRole(store.User.CanChange, "Only owners and admins can see this page.")
+	// requireOwner lets only owners manage people.
+	requireOwner = requireRole(func(u store.User) bool { return u.Role == store.RoleOwner }, "Only owners can manage people.")
+	// apiRequireChanger refuses viewers' tokens.
+	apiRequireChanger = requireRole(store.User.CanChange, "this token's role (viewer) cannot change anything")
+)
 
 // apiAuth authenticates API requests by their bearer token.
 func (s *Server) apiAuth(next echo.HandlerFunc) echo.HandlerFunc {
@@ -192,16 +198,6 @@ func (s *Server) apiAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(userKey, u)
 		return next(c)
-	}
-}
-
-// apiRequireChanger refuses viewers' tokens on API writes.
-func (s *Server) apiRequireChanger(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if u, ok := currentUser(c); ok && u.CanChange() {
-			return next(c)
-		}
-		return echo.NewHTTPError(http.StatusForbidden, "this token's role (viewer) cannot change anything")
 	}
 }
 

@@ -28,10 +28,10 @@ func (s *Server) routes() {
 	// JSON API: bearer tokens, no cookies, so no CSRF.
 	api := e.Group("/api/v1", s.apiAuth)
 	api.GET("/environments", s.apiListEnvironments)
-	api.POST("/environments", s.apiCreateEnvironment, s.apiRequireChanger)
+	api.POST("/environments", s.apiCreateEnvironment, apiRequireChanger)
 	api.GET("/environments/:name", s.apiShowEnvironment)
-	api.DELETE("/environments/:name", s.apiDeleteEnvironment, s.apiRequireChanger)
-	api.POST("/environments/:name/actions/:action", s.apiRunAction, s.apiRequireChanger)
+	api.DELETE("/environments/:name", s.apiDeleteEnvironment, apiRequireChanger)
+	api.POST("/environments/:name/actions/:action", s.apiRunAction, apiRequireChanger)
 	api.GET("/jobs/:id", s.apiShowJob)
 
 	// Browser pages: session, CSRF, signed-in user.
@@ -50,17 +50,17 @@ func (s *Server) routes() {
 
 	// Environments.
 	app.GET("/environments", s.listEnvironments)
-	app.GET("/environments/new", s.newEnvironment, s.requireChanger)
-	app.POST("/environments", s.createEnvironment, s.requireChanger)
+	app.GET("/environments/new", s.newEnvironment, requireChanger)
+	app.POST("/environments", s.createEnvironment, requireChanger)
 	app.GET("/environments/:name", s.showEnvironment)
 	app.GET("/environments/:name/health", s.showEnvironmentHealth)
 	app.GET("/environments/:name/settings/database", s.showDatabaseTab)
 	app.GET("/environments/:name/live", s.showEnvironmentLive)
 	app.GET("/environments/:name/database-card", s.showDatabaseCard)
 	app.GET("/environments/:name/overview-body", s.showOverviewBody)
-	app.POST("/environments/:name/actions/:action", s.runAction, s.requireChanger)
-	app.POST("/environments/:name/delete", s.deleteEnvironment, s.requireChanger)
-	app.POST("/environments/:name/reveal", s.revealPassword, s.requireAdmin)
+	app.POST("/environments/:name/actions/:action", s.runAction, requireChanger)
+	app.POST("/environments/:name/delete", s.deleteEnvironment, requireChanger)
+	app.POST("/environments/:name/reveal", s.revealPassword, requireAdmin)
 
 	// Jobs.
 	app.GET("/jobs", s.listJobs)
@@ -68,18 +68,18 @@ func (s *Server) routes() {
 
 	// Account and API tokens.
 	app.GET("/account", s.showAccount)
-	app.POST("/account/tokens", s.createToken, s.requireChanger)
+	app.POST("/account/tokens", s.createToken, requireChanger)
 	app.POST("/account/tokens/:id/revoke", s.revokeToken)
 
 	// People: owners disable accounts, reset passwords and end sessions.
-	app.GET("/users", s.listUsers, s.requireOwner)
-	app.POST("/users/:id/disable", s.disableUser, s.requireOwner)
-	app.POST("/users/:id/enable", s.enableUser, s.requireOwner)
-	app.POST("/users/:id/sessions/end", s.endUserSessions, s.requireOwner)
-	app.POST("/users/:id/password", s.resetUserPassword, s.requireOwner)
+	app.GET("/users", s.listUsers, requireOwner)
+	app.POST("/users/:id/disable", s.disableUser, requireOwner)
+	app.POST("/users/:id/enable", s.enableUser, requireOwner)
+	app.POST("/users/:id/sessions/end", s.endUserSessions, requireOwner)
+	app.POST("/users/:id/password", s.resetUserPassword, requireOwner)
 
 	// Audit log: owners and admins.
-	app.GET("/audit", s.listAudit, s.requireAdmin)
+	app.GET("/audit", s.listAudit, requireAdmin)
 }
 
 // noListing serves files but answers 404 for folders, so that /static/

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alexedwards/scs/pgxstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
 
@@ -110,7 +109,9 @@ func New(d Deps) *Server {
 	}
 
 	sm := scs.New()
-	sm.Store = pgxstore.NewWithCleanupInterval(d.Store.Pool, 30*time.Minute)
+	// Sessions go through the store; serve deletes expired ones in a loop
+	// that stops with it (RunSessionCleanup).
+	sm.Store = d.Store.Sessions()
 	sm.Lifetime = 7 * 24 * time.Hour
 	sm.IdleTimeout = 24 * time.Hour
 	sm.Cookie.Name = "pgdeck_session"
@@ -157,3 +158,26 @@ func New(d Deps) *Server {
 
 // Handler is the HTTP handler serving every route.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// SessionCleanupInterval is how often RunSessionCleanup deletes expired
+// sessions.
+const SessionCleanupInterval = 30 * time.Minute
+
+// RunSessionCleanup deletes expired sessions at once and then every
+// SessionCleanupInterval until ctx ends.
+func (s *Server) RunSessionCleanup(ctx context.Context) error {
+	t := time.NewTicker(SessionCleanupInterval)
+	defer t.Stop()
+	for {
+		if n, err := s.store.DeleteExpiredSessions(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("delete expired sessions", "error", err)
+		} else if n > 0 {
+			s.log.Debug("deleted expired sessions", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

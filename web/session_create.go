@@ -28,22 +28,6 @@ const (
 	rateLimitedCoalesce = 15 * time.Minute
 )
 
-// showLogin shows the sign-in form, or sends a fresh install to setup.
-func (s *Server) showLogin(c echo.Context) error {
-	n, err := s.store.CountUsers(c.Request().Context())
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return redirect(c, "/setup")
-	}
-	if _, ok := currentUser(c); ok {
-		return redirect(c, "/environments")
-	}
-	p := s.page(c, "Log in", "")
-	return s.render(c, http.StatusOK, p, views.LoginPage(p, views.Form{}))
-}
-
 // acquireHash waits a little for one of the password-hash slots (argon2id
 // takes 64 MiB each; running about one per CPU bounds memory and CPU).
 func (s *Server) acquireHash(ctx context.Context) (release func(), ok bool) {
@@ -155,13 +139,4 @@ func (s *Server) signIn(c echo.Context, u store.User) error {
 	s.sessions.Put(ctx, sessionCSRF, randomToken(32))
 	c.Set(userKey, u)
 	return nil
-}
-
-// deleteSession signs out.
-func (s *Server) deleteSession(c echo.Context) error {
-	s.audit(c, "logout", "", "")
-	if err := s.sessions.Destroy(c.Request().Context()); err != nil {
-		return err
-	}
-	return redirect(c, "/login")
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"pgdeck/provisioner"
 	"pgdeck/store"
 )
 
@@ -42,34 +41,4 @@ func (s *Server) apiShowJob(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, toAPIJob(j, log))
-}
-
-// apiRunAction answers POST /api/v1/environments/{name}/actions/{action} with the job (202).
-func (s *Server) apiRunAction(c echo.Context) error {
-	e, err := s.environment(c)
-	if err != nil {
-		return err
-	}
-	kind, ok := provisioner.ParseAction(c.Param("action"))
-	if !ok {
-		return echo.NewHTTPError(http.StatusNotFound, "unknown action: want deploy, redeploy, stop, start or restart")
-	}
-	j, err := s.enqueue(c, e, kind)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusAccepted, toAPIJob(j, nil))
-}
-
-// apiDeleteEnvironment answers DELETE /api/v1/environments/{name} with the delete job (202).
-func (s *Server) apiDeleteEnvironment(c echo.Context) error {
-	e, err := s.environment(c)
-	if err != nil {
-		return err
-	}
-	j, err := s.enqueue(c, e, provisioner.KindDelete)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusAccepted, toAPIJob(j, nil))
 }

@@ -1,0 +1,69 @@
+package web
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"pgdeck/store"
+)
+
+// apiEnvironment is an environment as the API shows it.
+type apiEnvironment struct {
+	Name         string    `json:"name"`
+	OdooVersion  string    `json:"odoo_version"`
+	Stage        string    `json:"stage"`
+	Plan         string    `json:"plan"`
+	DesiredState string    `json:"desired_state"`
+	CreatedAt    time.Time `json:"created_at"`
+	Health       apiHealth `json:"health"`
+	Port         *int      `json:"port"`
+	Database     string    `json:"database"`
+	User         string    `json:"user"`
+	// OdooConf is the path of the odoo.conf pgdeck writes for the
+	// environment (GET of one environment only).
+	OdooConf string `json:"odoo_conf,omitempty"`
+	// LastJob is the environment's newest job (its deploy, right after create).
+	LastJob *apiJob `json:"last_job"`
+}
+
+// apiHealth is the health object of an environment.
+type apiHealth struct {
+	Status    string     `json:"status"`
+	Reason    string     `json:"reason"`
+	CheckedAt *time.Time `json:"checked_at"`
+}
+
+func toAPIEnvironment(e store.Environment, st envState) apiEnvironment {
+	v := environmentView(e, st)
+	h := apiHealth{Status: v.Health.Status, Reason: v.Health.Reason}
+	if !v.Health.CheckedAt.IsZero() {
+		t := v.Health.CheckedAt
+		h.CheckedAt = &t
+	}
+	out := apiEnvironment{Name: e.Name, OdooVersion: e.OdooVersion, Stage: e.Stage, Plan: e.Plan,
+		DesiredState: e.DesiredState, CreatedAt: e.CreatedAt, Health: h, Port: e.Port, Database: e.DBName, User: e.DBUser}
+	if st.job != nil {
+		j := toAPIJob(*st.job, nil)
+		out.LastJob = &j
+	}
+	return out
+}
+
+// apiListEnvironments answers GET /api/v1/environments.
+func (s *Server) apiListEnvironments(c echo.Context) error {
+	envs, err := s.store.ListEnvironments(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	hs, js, err := s.loadStates(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]apiEnvironment, len(envs))
+	for i, e := range envs {
+		out[i] = toAPIEnvironment(e, stateFrom(e, hs, js))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"environments": out})
+}

@@ -1,0 +1,24 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// apiShowEnvironment answers GET /api/v1/environments/{name}.
+func (s *Server) apiShowEnvironment(c echo.Context) error {
+	e, err := s.environment(c)
+	if err != nil {
+		return err
+	}
+	st, err := s.loadState(c.Request().Context(), e)
+	if err != nil {
+		return err
+	}
+	out := toAPIEnvironment(e, st)
+	if s.jobs != nil && e.Deployed() {
+		out.OdooConf = s.jobs.OdooConfPath(e.Name)
+	}
+	return c.JSON(http.StatusOK, out)
+}

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -313,122 +312,6 @@ func (r *Runtime) Remove(ctx context.Context, id runtime.InstanceID) error {
 	os.Remove(filepath.Dir(dir))
 	r.log.Info("removed instance", "env", id.Env, "role", id.Role, "dir", dir)
 	return nil
-}
-
-// Status reports whether the instance is missing, stopped, running (its
-// postmaster is alive and answers on its socket) or broken (with the reason).
-func (r *Runtime) Status(ctx context.Context, id runtime.InstanceID) (runtime.Status, error) {
-	c, err := r.load(id)
-	if errors.Is(err, runtime.ErrMissing) {
-		return runtime.Status{State: runtime.StateMissing}, nil
-	}
-	if err != nil {
-		if verr := id.Validate(); verr != nil {
-			return runtime.Status{}, verr
-		}
-		return runtime.Status{State: runtime.StateBroken, Reason: err.Error()}, nil
-	}
-	pid, ok := c.Running()
-	if ok {
-		err := c.Ready(ctx)
-		if err == nil {
-			return runtime.Status{State: runtime.StateRunning, PID: pid}, nil
-		}
-		// A postmaster that was just killed may still show in /proc while
-		// its socket is already gone: look again before blaming the socket.
-		if _, ok = c.Running(); ok {
-			return runtime.Status{State: runtime.StateBroken, PID: pid,
-				Reason: fmt.Sprintf("postmaster (pid %d) runs but %v; last log: %s", pid, err, lastLog(c))}, nil
-		}
-	}
-	if c.Stale() {
-		return runtime.Status{State: runtime.StateBroken,
-			Reason: fmt.Sprintf("postmaster is not running (stale postmaster.pid, last log: %s)", lastLog(c))}, nil
-	}
-	return runtime.Status{State: runtime.StateStopped}, nil
-}
-
-// lastLog returns the server log's last lines on one line.
-func lastLog(c *pgexec.Cluster) string {
-	tail := strings.TrimSpace(c.LogTail(3))
-	if tail == "" {
-		return "empty"
-	}
-	return strings.Join(strings.Fields(strings.ReplaceAll(tail, "\n", " | ")), " ")
-}
-
-// WriteFile writes data at rel inside the instance folder (creating the
-// folders on the way), owned by the run-as user.
-func (r *Runtime) WriteFile(ctx context.Context, id runtime.InstanceID, rel string, data []byte, mode os.FileMode) error {
-	if err := id.Validate(); err != nil {
-		return err
-	}
-	clean, err := runtime.CleanRel(rel)
-	if err != nil {
-		return err
-	}
-	defer r.lock(id)()
-	dir := r.InstanceDir(id)
-	target := filepath.Join(dir, filepath.FromSlash(clean))
-	if err := r.mkdirs(dir, filepath.Dir(target)); err != nil {
-		return fmt.Errorf("local runtime: write %s in %s: %w", rel, id, err)
-	}
-	if err := pgexec.WriteFileAs(r.user, target, data, mode); err != nil {
-		return fmt.Errorf("local runtime: write %s in %s: %w", rel, id, err)
-	}
-	return nil
-}
-
-// mkdirs creates the folders from the instance folder down to leaf, owned by
-// the run-as user, refusing to follow symlinks out of the instance folder.
-func (r *Runtime) mkdirs(instanceDir, leaf string) error {
-	if err := os.MkdirAll(filepath.Dir(instanceDir), 0o755); err != nil {
-		return err
-	}
-	rel, err := filepath.Rel(instanceDir, leaf)
-	if err != nil {
-		return err
-	}
-	cur := instanceDir
-	parts := []string{"."}
-	if rel != "." {
-		parts = append(parts, strings.Split(rel, string(filepath.Separator))...)
-	}
-	for _, p := range parts {
-		cur = filepath.Join(cur, p)
-		fi, err := os.Lstat(cur)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := os.Mkdir(cur, 0o755); err != nil {
-				return err
-			}
-			if err := r.user.Chown(cur); err != nil {
-				return err
-			}
-		case err != nil:
-			return err
-		case !fi.IsDir():
-			return fmt.Errorf("%s is not a folder", cur)
-		}
-	}
-	return nil
-}
-
-// Exec runs a PostgreSQL program (argv[0], e.g. "psql") from the binary
-// folder as the superuser over the instance's socket.
-func (r *Runtime) Exec(ctx context.Context, id runtime.InstanceID, stdin []byte, argv ...string) ([]byte, error) {
-	if len(argv) == 0 {
-		return nil, errors.New("local runtime: exec: no command")
-	}
-	c, err := r.load(id)
-	if err != nil {
-		return nil, fmt.Errorf("local runtime: exec: %w", err)
-	}
-	out, err := c.Exec(ctx, stdin, argv[0], argv[1:]...)
-	if err != nil {
-		return out, fmt.Errorf("local runtime: exec in %s: %w", id, err)
-	}
-	return out, nil
 }
 
 // Address returns 127.0.0.1 and the instance's port (0 when it is missing).

@@ -1,0 +1,53 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"pgdeck/provisioner/runtime"
+	"pgdeck/provisioner/runtime/local/pgexec"
+)
+
+// Status reports whether the instance is missing, stopped, running (its
+// postmaster is alive and answers on its socket) or broken (with the reason).
+func (r *Runtime) Status(ctx context.Context, id runtime.InstanceID) (runtime.Status, error) {
+	c, err := r.load(id)
+	if errors.Is(err, runtime.ErrMissing) {
+		return runtime.Status{State: runtime.StateMissing}, nil
+	}
+	if err != nil {
+		if verr := id.Validate(); verr != nil {
+			return runtime.Status{}, verr
+		}
+		return runtime.Status{State: runtime.StateBroken, Reason: err.Error()}, nil
+	}
+	pid, ok := c.Running()
+	if ok {
+		err := c.Ready(ctx)
+		if err == nil {
+			return runtime.Status{State: runtime.StateRunning, PID: pid}, nil
+		}
+		// A postmaster that was just killed may still show in /proc while
+		// its socket is already gone: look again before blaming the socket.
+		if _, ok = c.Running(); ok {
+			return runtime.Status{State: runtime.StateBroken, PID: pid,
+				Reason: fmt.Sprintf("postmaster (pid %d) runs but %v; last log: %s", pid, err, lastLog(c))}, nil
+		}
+	}
+	if c.Stale() {
+		return runtime.Status{State: runtime.StateBroken,
+			Reason: fmt.Sprintf("postmaster is not running (stale postmaster.pid, last log: %s)", lastLog(c))}, nil
+	}
+	return runtime.Status{State: runtime.StateStopped}, nil
+}
+
+// lastLog returns the server log's last lines on one line.
+func lastLog(c *pgexec.Cluster) string {
+	tail := strings.TrimSpace(c.LogTail(3))
+	if tail == "" {
+		return "empty"
+	}
+	return strings.Join(strings.Fields(strings.ReplaceAll(tail, "\n", " | ")), " ")
+}

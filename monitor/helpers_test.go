@@ -61,7 +61,29 @@ type fixture struct {
 	// template, when set, is a stopped data folder (with the test role and
 	// database) copied for each new cluster instead of running initdb.
 	template string
+	// published holds the addresses of environments that have no local
+	// instance but a server of the test's own (a hanging one), as a
+	// runtime whose instances live elsewhere would report them.
+	published *sync.Map
 }
+
+// addressedRuntime is the local runtime that also reports the addresses the
+// fixture published for environments without a local instance.
+type addressedRuntime struct {
+	*local.Runtime
+	f *fixture
+}
+
+// Address implements runtime.Runtime.
+func (r addressedRuntime) Address(id runtime.InstanceID) (string, int) {
+	if port, ok := r.f.published.Load(id.Env); ok {
+		return "127.0.0.1", port.(int)
+	}
+	return r.Runtime.Address(id)
+}
+
+// runtime is what the monitor under test asks.
+func (f *fixture) runtime() runtime.Runtime { return addressedRuntime{Runtime: f.rt, f: f} }
 
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
@@ -84,11 +106,11 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &fixture{tb: tb, st: storetest.New(tb), rt: rt, box: box, log: log}
+	return &fixture{tb: tb, st: storetest.New(tb), rt: rt, box: box, log: log, published: &sync.Map{}}
 }
 
 func (f *fixture) monitor(cfg Config) *Monitor {
-	return New(cfg, f.st, f.rt, f.box, f.log)
+	return New(cfg, f.st, f.runtime(), f.box, f.log)
 }
 
 func primary(name string) runtime.InstanceID {
@@ -183,6 +205,10 @@ func (f *fixture) addEnv(name string, port int) store.Environment {
 	}
 	if _, err := f.st.SetPort(ctx, e.ID, port); err != nil {
 		f.tb.Fatal(err)
+	}
+	if _, err := f.rt.Cluster(primary(name)); err != nil {
+		// No local instance: the test's own server answers at port.
+		f.published.Store(name, port)
 	}
 	if _, err := f.st.SetCredentials(ctx, e.ID, testDB, testUser, f.box.Seal(testPassword), f.box.Seal("admin")); err != nil {
 		f.tb.Fatal(err)

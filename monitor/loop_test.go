@@ -147,8 +147,8 @@ func TestOneMonitorPerStore(t *testing.T) {
 	env := f.addRunningEnv("shop")
 	cfg := Config{Interval: 50 * time.Millisecond, Timeout: 5 * time.Second}
 	var logA, logB syncBuffer
-	a := New(cfg, f.st, f.rt, f.box, slog.New(slog.NewTextHandler(&logA, nil)))
-	b := New(cfg, f.st, f.rt, f.box, slog.New(slog.NewTextHandler(&logB, nil)))
+	a := New(cfg, f.st, f.runtime(), f.box, slog.New(slog.NewTextHandler(&logA, nil)))
+	b := New(cfg, f.st, f.runtime(), f.box, slog.New(slog.NewTextHandler(&logB, nil)))
 	doneA, doneB := make(chan error, 1), make(chan error, 1)
 	go func() { doneA <- a.Run(context.Background()) }()
 	defer a.Stop()
@@ -208,7 +208,7 @@ func TestMonitorRetakesLostLock(t *testing.T) {
 	f := newFixture(t)
 	f.addRunningEnv("shop")
 	var logs syncBuffer
-	m := New(Config{Interval: 50 * time.Millisecond, Timeout: 5 * time.Second}, f.st, f.rt, f.box, slog.New(slog.NewTextHandler(&logs, nil)))
+	m := New(Config{Interval: 50 * time.Millisecond, Timeout: 5 * time.Second}, f.st, f.runtime(), f.box, slog.New(slog.NewTextHandler(&logs, nil)))
 	done := make(chan error, 1)
 	go func() { done <- m.Run(context.Background()) }()
 	defer m.Stop()

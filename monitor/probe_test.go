@@ -102,7 +102,7 @@ func TestPrimaryProbeLogsInAsTheMonitoringRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	env = f.addMonitorRole(env, testMonitorPassword)
-	probe := newPrimaryProbe(f.rt, f.box)
+	probe := newPrimaryProbe(f.runtime(), f.box)
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	r := probe.Check(cctx, env)

@@ -15,8 +15,10 @@ var (
 	stages       = []string{"production", "staging", "development"}
 	plans        = []string{"starter", "pro", "enterprise"}
 	nameRE       = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-	// reservedNames would collide with pages under /environments/.
-	reservedNames = []string{"new"}
+	// reservedNames would collide with pages under /environments/ ("new")
+	// or with the databases every PostgreSQL cluster has (an environment's
+	// database is named after it).
+	reservedNames = []string{"new", "postgres", "template0", "template1"}
 )
 
 // environmentInput is what the form and the API send to create an environment.

@@ -342,11 +342,13 @@ func TestAPICreateIsStrict(t *testing.T) {
 			t.Errorf("%s: %d %s, want 400", name, ans.Code, ans.Raw)
 		}
 	}
-	ans := a.api(http.MethodPost, "/api/v1/environments", tok, `{"name":"new","odoo_version":"18.0","stage":"staging","plan":"pro"}`).want(t, http.StatusUnprocessableEntity)
-	if ans.str("fields.name") == "" {
-		t.Errorf("the reserved name new: %s", ans.Raw)
+	for _, reserved := range []string{"new", "postgres", "template0", "template1"} {
+		ans := a.api(http.MethodPost, "/api/v1/environments", tok, `{"name":"`+reserved+`","odoo_version":"18.0","stage":"staging","plan":"pro"}`).want(t, http.StatusUnprocessableEntity)
+		if !strings.Contains(ans.str("fields.name"), "reserved") {
+			t.Errorf("the reserved name %s: %s", reserved, ans.Raw)
+		}
 	}
-	ans = a.api(http.MethodPost, "/api/v1/environments", tok, `{"name":"shop\u202e","odoo_version":"18.0","stage":"staging\u0000","plan":"pro"}`).want(t, http.StatusUnprocessableEntity)
+	ans := a.api(http.MethodPost, "/api/v1/environments", tok, `{"name":"shop\u202e","odoo_version":"18.0","stage":"staging\u0000","plan":"pro"}`).want(t, http.StatusUnprocessableEntity)
 	if ans.str("fields.name") == "" || ans.str("fields.stage") == "" {
 		t.Errorf("control characters: %s", ans.Raw)
 	}

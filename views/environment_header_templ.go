@@ -17,7 +17,7 @@ import (
 // EnvironmentHeader is the name, stage, version, plan, health and actions of
 // an environment, with the job strip under it. While a job runs it reloads
 // itself every second; when the job ends the swapped-in header stops polling.
-func EnvironmentHeader(p EnvironmentPage) templ.Component {
+func EnvironmentHeader(p EnvironmentHead) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
@@ -142,7 +142,7 @@ func EnvironmentHeader(p EnvironmentPage) templ.Component {
 
 // EnvironmentActions are the buttons on the right of the header; each starts
 // a job. They are disabled while a job runs.
-func EnvironmentActions(p EnvironmentPage) templ.Component {
+func EnvironmentActions(p EnvironmentHead) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
@@ -210,7 +210,7 @@ func EnvironmentActions(p EnvironmentPage) templ.Component {
 	})
 }
 
-func actionButton(p EnvironmentPage, action, label string, primary bool) templ.Component {
+func actionButton(p EnvironmentHead, action, label string, primary bool) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {

@@ -97,42 +97,6 @@ type Environment struct {
 	DesiredState string
 }
 
-// EnvironmentPage is everything the environment page shows.
-type EnvironmentPage struct {
-	Env       Environment
-	CanChange bool
-	CanReveal bool
-	// Job is the active job, or the last one when it ended recently.
-	Job     *Job
-	Details DatabaseDetails
-	// Delete is the delete form (its message when the typed name is wrong).
-	Delete Form
-	// CSRF is the token for the page's forms.
-	CSRF string
-}
-
-// Busy reports whether a job is queued or running (conflicting buttons are disabled).
-func (p EnvironmentPage) Busy() bool { return p.Job != nil && p.Job.Active() }
-
-// DatabaseDetails are the figures the Overview shows about the database.
-type DatabaseDetails struct {
-	Deployed       bool
-	Host           string
-	Port           int
-	DBName         string
-	DBUser         string
-	OdooConfPath   string
-	PGVersion      string
-	SizeBytes      int64
-	Connections    int
-	MaxConnections int
-	StartedAt      *time.Time
-	CheckedAt      time.Time
-	FiguresAt      *time.Time
-	Stale          bool
-	HasFigures     bool
-}
-
 // Job is a job as pages show it.
 type Job struct {
 	ID          int64

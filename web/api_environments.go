@@ -79,7 +79,7 @@ func (s *Server) apiShowEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.loadState(c.Request().Context(), e)
+	st, err := s.loadState(c.Request().Context(), e, needAll)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (s *Server) apiCreateEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.loadState(c.Request().Context(), env)
+	st, err := s.loadState(c.Request().Context(), env, needAll)
 	if err != nil {
 		return err
 	}

@@ -47,12 +47,12 @@ func (s *Server) runAction(c echo.Context) error {
 		return err
 	}
 	if isHTMX(c) {
-		ep, err := s.environmentPage(c, e)
+		h, err := s.loadHeader(c, e)
 		if err != nil {
 			return err
 		}
 		c.Response().Header().Set("HX-Trigger", "env-changed")
-		return s.renderFragment(c, http.StatusAccepted, views.EnvironmentHeader(ep))
+		return s.renderFragment(c, http.StatusAccepted, views.EnvironmentHeader(h))
 	}
 	s.flash(c, "info", strings.ToUpper(string(kind[:1]))+string(kind[1:])+" of "+e.Name+" queued.")
 	return redirect(c, "/environments/"+e.Name)
@@ -66,7 +66,7 @@ func (s *Server) deleteEnvironment(c echo.Context) error {
 	}
 	typed := strings.TrimSpace(c.Request().PostFormValue("confirm_name"))
 	if typed != e.Name {
-		ep, err := s.environmentPage(c, e)
+		h, o, err := s.loadOverviewPage(c, e)
 		if err != nil {
 			return err
 		}
@@ -74,9 +74,9 @@ func (s *Server) deleteEnvironment(c echo.Context) error {
 		if typed != "" {
 			msg = "That is not this environment's name. Type " + e.Name + " to confirm."
 		}
-		ep.Delete = views.Form{Values: map[string]string{"confirm_name": typed}, Errors: map[string]string{"confirm_name": msg}}
+		o.Delete = views.Form{Values: map[string]string{"confirm_name": typed}, Errors: map[string]string{"confirm_name": msg}}
 		p := s.page(c, e.Name, "environments")
-		return s.render(c, http.StatusUnprocessableEntity, p, views.EnvironmentOverview(p, ep))
+		return s.render(c, http.StatusUnprocessableEntity, p, views.EnvironmentOverview(p, h, o))
 	}
 	if _, err := s.enqueue(c, e, provisioner.KindDelete); err != nil {
 		return err

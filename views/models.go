@@ -45,10 +45,17 @@ func (f Form) Value(field string) string { return f.Values[field] }
 // Error returns the message for field, or "".
 func (f Form) Error(field string) string { return f.Errors[field] }
 
-// Health is a database health badge: status word, reason and when it was checked.
+// Health is a database health badge: status word, reason and when it was
+// checked. An Error's reason reads as a person would say it, with what to
+// do and the technical detail apart.
 type Health struct {
-	Status    string // "running", "stopped", "error", "not_deployed", "deploying"
-	Reason    string
+	Status string // "running", "stopped", "error", "not_deployed", "deploying"
+	// Reason says what happened, in words.
+	Reason string
+	// Advice says what to do; Detail is the technical cause and the
+	// server's last log lines.
+	Advice    string
+	Detail    string
 	CheckedAt time.Time
 	Stale     bool
 }

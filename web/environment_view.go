@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"pgdeck/monitor"
 	"pgdeck/store"
 	"pgdeck/views"
 )
@@ -81,7 +82,9 @@ func healthOf(e store.Environment, st envState) views.Health {
 			return views.Health{Status: "checking", Reason: "waiting for the first health check"}
 		}
 		h := st.health
-		return views.Health{Status: h.Status, Reason: h.Reason, CheckedAt: h.CheckedAt, Stale: h.Stale}
+		x := monitor.Explain(h.Status, h.Reason)
+		return views.Health{Status: h.Status, Reason: x.Headline, Advice: x.Advice, Detail: x.Detail,
+			CheckedAt: h.CheckedAt, Stale: h.Stale}
 	}
 	if st.job != nil && st.job.Active() {
 		return views.Health{Status: "deploying", Reason: st.job.Step}

@@ -217,11 +217,25 @@ func TestBrowserDeployLifecycle(t *testing.T) {
 		h := readHealth(t, ctx, headBadge)
 		return h.Status == "error" && h.Text == "Error" && strings.Contains(h.Class, "badge-bad"), h.String()
 	})
-	eventually(t, ctx, "the Database card shows why", 3*time.Second, func() (bool, string) {
+	eventually(t, ctx, "the Database card says what happened and what to do", 3*time.Second, func() (bool, string) {
 		r := evaluate[string](t, ctx, "read the reason", `(document.getElementById('health-reason') || {innerText: ''}).innerText`)
-		return strings.Contains(r, "should be running"), r
+		return strings.Contains(r, "The database stopped unexpectedly") && strings.Contains(r, "Restart the environment"), r
 	})
+	// The technical detail (the server's last log lines) is folded under
+	// the words; opened, it shows the log.
+	if r := evaluate[string](t, ctx, "read the reason", `document.getElementById('health-reason').innerText`); strings.Contains(r, "postmaster.pid") {
+		t.Errorf("the reason shows the technical detail before it is opened: %q", r)
+	}
 	screenshot(t, ctx, "12b-environment-error")
+	setColorScheme(t, ctx, "dark")
+	screenshot(t, ctx, "12b-environment-error-dark")
+	setColorScheme(t, ctx, "")
+	do(t, ctx, "open the technical detail", chromedp.Click(chromedp.CSS(`[data-testid="health-detail"] summary`)))
+	eventually(t, ctx, "the technical detail shows the server log", 3*time.Second, func() (bool, string) {
+		r := visibleText(t, ctx, `[data-testid="health-detail"]`)
+		return strings.Contains(r, "stale postmaster.pid") && strings.Contains(r, "Last lines of the server log"), r
+	})
+	screenshot(t, ctx, "12b-environment-error-detail")
 	do(t, ctx, "click Restart", chromedp.Click(chromedp.ID("action-restart")))
 	watchJob(t, ctx, "restart", startJob, jobWait)
 	eventually(t, ctx, "the health badge turns Running after Restart", healthFor, func() (bool, string) {

@@ -2,6 +2,7 @@ package views
 
 import (
 	"encoding/json"
+	"hash/fnv"
 	"net/url"
 	"strconv"
 )
@@ -134,4 +135,12 @@ func AuditURL(action, actor, before string) string { return auditURL(action, act
 // userURL is the address of an action on an account.
 func userURL(id int64, action string) string {
 	return "/users/" + strconv.FormatInt(id, 10) + "/" + action
+}
+
+// detailID names a health detail by its text, so that a refresh keeps an
+// opened detail only while the text is the same.
+func detailID(detail string) string {
+	f := fnv.New64a()
+	f.Write([]byte(detail))
+	return "health-detail-" + strconv.FormatUint(f.Sum64(), 36)
 }

@@ -45,10 +45,17 @@ func (f Form) Value(field string) string { return f.Values[field] }
 // Error returns the message for field, or "".
 func (f Form) Error(field string) string { return f.Errors[field] }
 
-// Health is a database health badge: status word, reason and when it was checked.
+// Health is a database health badge: status word, reason and when it was
+// checked. An Error's reason reads as a person would say it, with what to
+// do and the technical detail apart.
 type Health struct {
-	Status    string // "running", "stopped", "error", "not_deployed", "deploying"
-	Reason    string
+	Status string // "running", "stopped", "error", "not_deployed", "deploying"
+	// Reason says what happened, in words.
+	Reason string
+	// Advice says what to do; Detail is the technical cause and the
+	// server's last log lines.
+	Advice    string
+	Detail    string
 	CheckedAt time.Time
 	Stale     bool
 }
@@ -95,42 +102,6 @@ type Environment struct {
 	Health       Health
 	Deployed     bool
 	DesiredState string
-}
-
-// EnvironmentPage is everything the environment page shows.
-type EnvironmentPage struct {
-	Env       Environment
-	CanChange bool
-	CanReveal bool
-	// Job is the active job, or the last one when it ended recently.
-	Job     *Job
-	Details DatabaseDetails
-	// Delete is the delete form (its message when the typed name is wrong).
-	Delete Form
-	// CSRF is the token for the page's forms.
-	CSRF string
-}
-
-// Busy reports whether a job is queued or running (conflicting buttons are disabled).
-func (p EnvironmentPage) Busy() bool { return p.Job != nil && p.Job.Active() }
-
-// DatabaseDetails are the figures the Overview shows about the database.
-type DatabaseDetails struct {
-	Deployed       bool
-	Host           string
-	Port           int
-	DBName         string
-	DBUser         string
-	OdooConfPath   string
-	PGVersion      string
-	SizeBytes      int64
-	Connections    int
-	MaxConnections int
-	StartedAt      *time.Time
-	CheckedAt      time.Time
-	FiguresAt      *time.Time
-	Stale          bool
-	HasFigures     bool
 }
 
 // Job is a job as pages show it.

@@ -33,7 +33,7 @@ func (s *Server) apiCreateEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.loadState(c.Request().Context(), env)
+	st, err := s.loadState(c.Request().Context(), env, needAll)
 	if err != nil {
 		return err
 	}

@@ -30,14 +30,18 @@ type apiEnvironment struct {
 
 // apiHealth is the health object of an environment.
 type apiHealth struct {
-	Status    string     `json:"status"`
+	Status string `json:"status"`
+	// Reason is what happened in words; Advice what to do about it; Detail
+	// the technical cause (the server's last log lines on lines of their own).
 	Reason    string     `json:"reason"`
+	Advice    string     `json:"advice"`
+	Detail    string     `json:"detail"`
 	CheckedAt *time.Time `json:"checked_at"`
 }
 
 func toAPIEnvironment(e store.Environment, st envState) apiEnvironment {
 	v := environmentView(e, st)
-	h := apiHealth{Status: v.Health.Status, Reason: v.Health.Reason}
+	h := apiHealth{Status: v.Health.Status, Reason: v.Health.Reason, Advice: v.Health.Advice, Detail: v.Health.Detail}
 	if !v.Health.CheckedAt.IsZero() {
 		t := v.Health.CheckedAt
 		h.CheckedAt = &t

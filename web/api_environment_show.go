@@ -12,7 +12,7 @@ func (s *Server) apiShowEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.loadState(c.Request().Context(), e)
+	st, err := s.loadState(c.Request().Context(), e, needAll)
 	if err != nil {
 		return err
 	}

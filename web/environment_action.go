@@ -47,12 +47,12 @@ func (s *Server) runAction(c echo.Context) error {
 		return err
 	}
 	if isHTMX(c) {
-		ep, err := s.environmentPage(c, e)
+		h, err := s.loadHeader(c, e)
 		if err != nil {
 			return err
 		}
 		c.Response().Header().Set("HX-Trigger", "env-changed")
-		return s.renderFragment(c, http.StatusAccepted, views.EnvironmentHeader(ep))
+		return s.renderFragment(c, http.StatusAccepted, views.EnvironmentHeader(h))
 	}
 	s.flash(c, "info", strings.ToUpper(string(kind[:1]))+string(kind[1:])+" of "+e.Name+" queued.")
 	return redirect(c, "/environments/"+e.Name)

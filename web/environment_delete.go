@@ -18,7 +18,7 @@ func (s *Server) deleteEnvironment(c echo.Context) error {
 	}
 	typed := strings.TrimSpace(c.Request().PostFormValue("confirm_name"))
 	if typed != e.Name {
-		ep, err := s.environmentPage(c, e)
+		h, o, err := s.loadOverviewPage(c, e)
 		if err != nil {
 			return err
 		}
@@ -26,9 +26,9 @@ func (s *Server) deleteEnvironment(c echo.Context) error {
 		if typed != "" {
 			msg = "That is not this environment's name. Type " + e.Name + " to confirm."
 		}
-		ep.Delete = views.Form{Values: map[string]string{"confirm_name": typed}, Errors: map[string]string{"confirm_name": msg}}
+		o.Delete = views.Form{Values: map[string]string{"confirm_name": typed}, Errors: map[string]string{"confirm_name": msg}}
 		p := s.page(c, e.Name, "environments")
-		return s.render(c, http.StatusUnprocessableEntity, p, views.EnvironmentOverview(p, ep))
+		return s.render(c, http.StatusUnprocessableEntity, p, views.EnvironmentOverview(p, h, o))
 	}
 	if _, err := s.enqueue(c, e, provisioner.KindDelete); err != nil {
 		return err

@@ -23,16 +23,6 @@ func (s *Server) environment(c echo.Context) (store.Environment, error) {
 	return e, err
 }
 
-// environmentWithPage loads the environment named in the URL and its page model.
-func (s *Server) environmentWithPage(c echo.Context) (store.Environment, views.EnvironmentPage, error) {
-	e, err := s.environment(c)
-	if err != nil {
-		return e, views.EnvironmentPage{}, err
-	}
-	ep, err := s.environmentPage(c, e)
-	return e, ep, err
-}
-
 func quoteName(s string) string {
 	if len(s) > 60 {
 		s = s[:60] + "…"
@@ -42,53 +32,73 @@ func quoteName(s string) string {
 
 // showEnvironment is the Overview tab.
 func (s *Server) showEnvironment(c echo.Context) error {
-	e, ep, err := s.environmentWithPage(c)
+	e, err := s.environment(c)
+	if err != nil {
+		return err
+	}
+	h, o, err := s.loadOverviewPage(c, e)
 	if err != nil {
 		return err
 	}
 	p := s.page(c, e.Name, "environments")
-	return s.render(c, http.StatusOK, p, views.EnvironmentOverview(p, ep))
+	return s.render(c, http.StatusOK, p, views.EnvironmentOverview(p, h, o))
 }
 
 // showDatabaseTab is Settings → Database.
 func (s *Server) showDatabaseTab(c echo.Context) error {
-	e, ep, err := s.environmentWithPage(c)
+	e, err := s.environment(c)
+	if err != nil {
+		return err
+	}
+	h, d, err := s.loadDatabaseSettingsPage(c, e)
 	if err != nil {
 		return err
 	}
 	p := s.page(c, e.Name+" · Database", "environments")
-	return s.render(c, http.StatusOK, p, views.EnvironmentDatabaseSettings(p, ep))
+	return s.render(c, http.StatusOK, p, views.EnvironmentDatabaseSettings(p, h, d))
 }
 
 // showEnvironmentLive is the header with actions and job strip (polled while a job runs).
 func (s *Server) showEnvironmentLive(c echo.Context) error {
-	_, ep, err := s.environmentWithPage(c)
+	e, err := s.environment(c)
 	if err != nil {
 		return err
 	}
-	if !ep.Busy() {
+	h, err := s.loadHeader(c, e)
+	if err != nil {
+		return err
+	}
+	if !h.Busy() {
 		// This is polled only while a job runs: the job has just ended.
 		c.Response().Header().Set("HX-Trigger", "env-changed")
 	}
-	return s.renderFragment(c, http.StatusOK, views.EnvironmentHeader(ep))
+	return s.renderFragment(c, http.StatusOK, views.EnvironmentHeader(h))
 }
 
 // showOverviewBody is the Overview's cards, fetched again when a job starts or ends.
 func (s *Server) showOverviewBody(c echo.Context) error {
-	_, ep, err := s.environmentWithPage(c)
+	e, err := s.environment(c)
 	if err != nil {
 		return err
 	}
-	return s.renderFragment(c, http.StatusOK, views.OverviewBody(ep))
+	o, err := s.loadOverview(c, e)
+	if err != nil {
+		return err
+	}
+	return s.renderFragment(c, http.StatusOK, views.OverviewBody(o))
 }
 
 // showDatabaseCard is the Overview's self-refreshing database card.
 func (s *Server) showDatabaseCard(c echo.Context) error {
-	_, ep, err := s.environmentWithPage(c)
+	e, err := s.environment(c)
 	if err != nil {
 		return err
 	}
-	return s.renderFragment(c, http.StatusOK, views.DatabaseCard(ep))
+	d, err := s.loadDatabaseCard(c.Request().Context(), e)
+	if err != nil {
+		return err
+	}
+	return s.renderFragment(c, http.StatusOK, views.DatabaseWidget(d))
 }
 
 // showEnvironmentHealth is the self-refreshing health badge.
@@ -97,7 +107,7 @@ func (s *Server) showEnvironmentHealth(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.loadState(c.Request().Context(), e)
+	st, err := s.loadState(c.Request().Context(), e, badgeNeeds(e))
 	if err != nil {
 		return err
 	}

@@ -5,35 +5,58 @@ import (
 	"errors"
 	"time"
 
-	"github.com/labstack/echo/v4"
-
+	"pgdeck/monitor"
 	"pgdeck/store"
 	"pgdeck/views"
 )
 
 // envState is what the pages and the API need to know about one environment
-// besides its row: its latest health and its newest job.
+// besides its row: its latest health and its newest job. A loader reads only
+// the parts its view needs; the others stay nil.
 type envState struct {
 	health *store.Health
 	job    *store.Job
 }
 
-// loadState reads the health and newest job of one environment.
-func (s *Server) loadState(ctx context.Context, e store.Environment) (envState, error) {
-	var st envState
-	h, err := s.store.HealthOf(ctx, e.ID)
-	switch {
-	case err == nil:
-		st.health = &h
-	case !errors.Is(err, store.ErrNotFound):
-		return st, err
+// need says which parts of an envState a loader reads.
+type need int
+
+const (
+	needHealth need = 1 << iota // the primary's latest health (deployed environments only)
+	needJob                     // the newest job
+	needAll    = needHealth | needJob
+)
+
+// badgeNeeds is what the health badge of e needs: the monitor's verdict once
+// the database is deployed, else the state of its deploy.
+func badgeNeeds(e store.Environment) need {
+	if e.Deployed() {
+		return needHealth
 	}
-	j, err := s.store.LastJob(ctx, e.Name)
-	switch {
-	case err == nil:
-		st.job = &j
-	case !errors.Is(err, store.ErrNotFound):
-		return st, err
+	return needJob
+}
+
+// loadState reads the parts n names of one environment's state: one store
+// query each.
+func (s *Server) loadState(ctx context.Context, e store.Environment, n need) (envState, error) {
+	var st envState
+	if n&needHealth != 0 && e.Deployed() {
+		h, err := s.store.HealthOf(ctx, e.ID)
+		switch {
+		case err == nil:
+			st.health = &h
+		case !errors.Is(err, store.ErrNotFound):
+			return st, err
+		}
+	}
+	if n&needJob != 0 {
+		j, err := s.store.LastJob(ctx, e.Name)
+		switch {
+		case err == nil:
+			st.job = &j
+		case !errors.Is(err, store.ErrNotFound):
+			return st, err
+		}
 	}
 	return st, nil
 }
@@ -59,7 +82,9 @@ func healthOf(e store.Environment, st envState) views.Health {
 			return views.Health{Status: "checking", Reason: "waiting for the first health check"}
 		}
 		h := st.health
-		return views.Health{Status: h.Status, Reason: h.Reason, CheckedAt: h.CheckedAt, Stale: h.Stale}
+		x := monitor.Explain(h.Status, h.Reason)
+		return views.Health{Status: h.Status, Reason: x.Headline, Advice: x.Advice, Detail: x.Detail,
+			CheckedAt: h.CheckedAt, Stale: h.Stale}
 	}
 	if st.job != nil && st.job.Active() {
 		return views.Health{Status: "deploying", Reason: st.job.Step}
@@ -99,47 +124,6 @@ func jobView(j store.Job, log []store.JobLine) views.Job {
 		v.Log = append(v.Log, views.JobLine{At: l.At, Line: l.Line})
 	}
 	return v
-}
-
-// recentJobWindow is how long a finished job stays in the strip.
-const recentJobWindow = 2 * time.Minute
-
-// environmentPage builds the whole environment page model.
-func (s *Server) environmentPage(c echo.Context, e store.Environment) (views.EnvironmentPage, error) {
-	ctx := c.Request().Context()
-	st, err := s.loadState(ctx, e)
-	if err != nil {
-		return views.EnvironmentPage{}, err
-	}
-	u, _ := currentUser(c)
-	p := views.EnvironmentPage{
-		Env:       environmentView(e, st),
-		CanChange: u.CanChange(),
-		CanReveal: u.CanChange(),
-		CSRF:      s.csrfToken(c),
-	}
-	if j := st.job; j != nil && (j.Active() || (j.FinishedAt != nil && time.Since(*j.FinishedAt) < recentJobWindow)) {
-		jv := jobView(*j, nil)
-		p.Job = &jv
-	}
-	d := views.DatabaseDetails{Deployed: e.Deployed(), DBName: e.DBName, DBUser: e.DBUser}
-	if s.jobs != nil {
-		d.OdooConfPath = s.jobs.OdooConfPath(e.Name)
-		d.Host, d.Port = s.jobs.DatabaseAddress(e.Name)
-	}
-	if h := st.health; h != nil {
-		d.CheckedAt = h.CheckedAt
-		d.Stale = h.Stale
-		d.FiguresAt = h.FiguresAt
-		d.HasFigures = h.FiguresAt != nil
-		d.PGVersion = h.PGVersion
-		d.SizeBytes = h.DBSizeBytes
-		d.Connections = h.Connections
-		d.MaxConnections = h.MaxConnections
-		d.StartedAt = h.ServerStartedAt
-	}
-	p.Details = d
-	return p, nil
 }
 
 // stateFrom picks one environment's state out of loadStates' maps.

@@ -1,0 +1,66 @@
+package views
+
+import "time"
+
+// The environment's pages are built from parts, each with its own model so
+// that a part refreshed on its own (the header while a job runs, the
+// Database card after each health check) is built from what it shows only.
+
+// EnvironmentHead is the header of every environment tab: name, stage,
+// version, plan, health badge, the actions and the job strip.
+type EnvironmentHead struct {
+	Env       Environment
+	CanChange bool
+	// Job is the active job, or the last one when it ended recently.
+	Job *Job
+	// CSRF is the token for the action forms.
+	CSRF string
+}
+
+// Busy reports whether a job is queued or running (conflicting buttons are disabled).
+func (h EnvironmentHead) Busy() bool { return h.Job != nil && h.Job.Active() }
+
+// DatabaseCard is the Overview's self-refreshing database widget.
+type DatabaseCard struct {
+	Name    string
+	Health  Health
+	Details DatabaseDetails
+}
+
+// Overview is the Overview tab's cards under the tabs.
+type Overview struct {
+	Name      string
+	Database  DatabaseCard
+	CanChange bool
+	CanReveal bool
+	// Busy disables the delete button while a job is queued or running.
+	Busy bool
+	// Delete is the delete form (its message when the typed name is wrong).
+	Delete Form
+	// CSRF is the token for the delete form.
+	CSRF string
+}
+
+// DatabaseSettings is Settings → Database.
+type DatabaseSettings struct {
+	Name string
+}
+
+// DatabaseDetails are the figures the Overview shows about the database.
+type DatabaseDetails struct {
+	Deployed       bool
+	Host           string
+	Port           int
+	DBName         string
+	DBUser         string
+	OdooConfPath   string
+	PGVersion      string
+	SizeBytes      int64
+	Connections    int
+	MaxConnections int
+	StartedAt      *time.Time
+	CheckedAt      time.Time
+	FiguresAt      *time.Time
+	Stale          bool
+	HasFigures     bool
+}

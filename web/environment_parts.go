@@ -1,0 +1,113 @@
+package web
+
+import (
+	"context"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"pgdeck/store"
+	"pgdeck/views"
+)
+
+// The environment page's parts. Each has a loader that reads what its part
+// shows and nothing else (a polled part costs the environment's row plus one
+// or two queries) and a builder from an already loaded state, so that a full
+// page reads each thing once.
+
+// recentJobWindow is how long a finished job stays in the strip.
+const recentJobWindow = 2 * time.Minute
+
+// loadHeader builds the header polled while a job runs: health and job.
+func (s *Server) loadHeader(c echo.Context, e store.Environment) (views.EnvironmentHead, error) {
+	st, err := s.loadState(c.Request().Context(), e, needAll)
+	if err != nil {
+		return views.EnvironmentHead{}, err
+	}
+	return s.headerView(c, e, st), nil
+}
+
+// headerView builds the header from a loaded state.
+func (s *Server) headerView(c echo.Context, e store.Environment, st envState) views.EnvironmentHead {
+	u, _ := currentUser(c)
+	h := views.EnvironmentHead{Env: environmentView(e, st), CanChange: u.CanChange(), CSRF: s.csrfToken(c)}
+	if j := st.job; j != nil && (j.Active() || (j.FinishedAt != nil && time.Since(*j.FinishedAt) < recentJobWindow)) {
+		jv := jobView(*j, nil)
+		h.Job = &jv
+	}
+	return h
+}
+
+// loadDatabaseCard builds the Database card refreshed after every health
+// check: the health only.
+func (s *Server) loadDatabaseCard(ctx context.Context, e store.Environment) (views.DatabaseCard, error) {
+	st, err := s.loadState(ctx, e, badgeNeeds(e))
+	if err != nil {
+		return views.DatabaseCard{}, err
+	}
+	return s.databaseCardView(e, st), nil
+}
+
+// databaseCardView builds the Database card from a loaded state.
+func (s *Server) databaseCardView(e store.Environment, st envState) views.DatabaseCard {
+	d := views.DatabaseDetails{Deployed: e.Deployed(), DBName: e.DBName, DBUser: e.DBUser}
+	if s.jobs != nil {
+		d.OdooConfPath = s.jobs.OdooConfPath(e.Name)
+		d.Host, d.Port = s.jobs.DatabaseAddress(e.Name)
+	}
+	if h := st.health; h != nil {
+		d.CheckedAt = h.CheckedAt
+		d.Stale = h.Stale
+		d.FiguresAt = h.FiguresAt
+		d.HasFigures = h.FiguresAt != nil
+		d.PGVersion = h.PGVersion
+		d.SizeBytes = h.DBSizeBytes
+		d.Connections = h.Connections
+		d.MaxConnections = h.MaxConnections
+		d.StartedAt = h.ServerStartedAt
+	}
+	return views.DatabaseCard{Name: e.Name, Health: healthOf(e, st), Details: d}
+}
+
+// loadOverview builds the Overview's cards, fetched again when a job starts
+// or ends: health and job (the delete button waits for the job).
+func (s *Server) loadOverview(c echo.Context, e store.Environment) (views.Overview, error) {
+	st, err := s.loadState(c.Request().Context(), e, needAll)
+	if err != nil {
+		return views.Overview{}, err
+	}
+	return s.overviewView(c, e, st), nil
+}
+
+// overviewView builds the Overview's cards from a loaded state.
+func (s *Server) overviewView(c echo.Context, e store.Environment, st envState) views.Overview {
+	u, _ := currentUser(c)
+	return views.Overview{
+		Name:      e.Name,
+		Database:  s.databaseCardView(e, st),
+		CanChange: u.CanChange(),
+		CanReveal: u.CanChange(),
+		Busy:      st.job != nil && st.job.Active(),
+		CSRF:      s.csrfToken(c),
+	}
+}
+
+// loadOverviewPage builds the Overview tab: header and cards from one read
+// of the state.
+func (s *Server) loadOverviewPage(c echo.Context, e store.Environment) (views.EnvironmentHead, views.Overview, error) {
+	st, err := s.loadState(c.Request().Context(), e, needAll)
+	if err != nil {
+		return views.EnvironmentHead{}, views.Overview{}, err
+	}
+	return s.headerView(c, e, st), s.overviewView(c, e, st), nil
+}
+
+// loadDatabaseSettingsPage builds Settings → Database: the header and the
+// settings.
+func (s *Server) loadDatabaseSettingsPage(c echo.Context, e store.Environment) (views.EnvironmentHead, views.DatabaseSettings, error) {
+	h, err := s.loadHeader(c, e)
+	if err != nil {
+		return h, views.DatabaseSettings{}, err
+	}
+	return h, views.DatabaseSettings{Name: e.Name}, nil
+}

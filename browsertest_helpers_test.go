@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -22,6 +19,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"pgdeck/internal/testkit"
 )
 
 // Helpers for the browser tests: the real server in-process, a headless
@@ -68,7 +67,7 @@ func startServer(t *testing.T, extraArgs ...string) *testServer {
 	if err != nil {
 		t.Fatalf("data dir: %v", err)
 	}
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	args := append([]string{"--addr", addr, "--data-dir", dir}, extraArgs...)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -88,7 +87,7 @@ func startServer(t *testing.T, extraArgs ...string) *testServer {
 			}
 			// Environment databases outlive pgdeck by design; the test
 			// started them, so it stops them before deleting their files.
-			stopLeftovers(t, dir)
+			testkit.StopLeftovers(t, dir)
 			os.RemoveAll(dir)
 		case <-time.After(2 * time.Minute):
 			// Keep the data dir: a PostgreSQL may still run from it.
@@ -118,67 +117,6 @@ func startServer(t *testing.T, extraArgs ...string) *testServer {
 			t.Fatalf("%s/healthz did not answer 200 within 2 min (last error: %v)", srv.URL, err)
 		}
 	}
-}
-
-// stopLeftovers stops the processes (environment PostgreSQL, PgBouncer)
-// that the test server started under dir and left running: each *.pid file
-// under dir names one, and it is signalled only when its working folder or
-// command line is inside dir.
-func stopLeftovers(t *testing.T, dir string) {
-	t.Helper()
-	var pids []int
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(d.Name(), ".pid") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil
-		}
-		first, _, _ := strings.Cut(string(b), "\n")
-		pid, err := strconv.Atoi(strings.TrimSpace(first))
-		if err != nil || pid <= 1 || !processUnder(pid, dir) {
-			return nil
-		}
-		// SIGINT: PostgreSQL's fast shutdown, PgBouncer's safe shutdown.
-		if err := syscall.Kill(pid, syscall.SIGINT); err == nil {
-			t.Logf("stopping leftover process %d (%s)", pid, path)
-			pids = append(pids, pid)
-		}
-		return nil
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for _, pid := range pids {
-		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if syscall.Kill(pid, 0) == nil {
-			t.Errorf("process %d did not stop within 30 s; killing it", pid)
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-// processUnder reports whether process pid works in dir or names it on its
-// command line (so that a reused pid is never signalled).
-func processUnder(pid int, dir string) bool {
-	proc := "/proc/" + strconv.Itoa(pid)
-	if cwd, err := os.Readlink(proc + "/cwd"); err == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {
-		return true
-	}
-	cmd, err := os.ReadFile(proc + "/cmdline")
-	return err == nil && strings.Contains(string(cmd), dir+"/")
-}
-
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // testGetenv keeps the developer's PGDECK_* settings out of the test server,
@@ -473,26 +411,18 @@ func withoutDBus(s string) string {
 	return strings.Join(keep, "\n")
 }
 
-// eventually polls check every 100 ms until it reports true, and fails the
-// test with what and the page's last state (check's second result) when
-// timeout passes first. It waits; it asserts nothing by sleeping.
+// eventually waits (testkit.EventuallyContext) until check reports true,
+// and fails the test with what and the page's last state (check's second
+// result, and where the page is) when timeout passes first.
 func eventually(t *testing.T, ctx context.Context, what string, timeout time.Duration, check func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testkit.EventuallyContext(ctx, t, what, timeout, func() (bool, string) {
 		ok, state := check()
 		if ok {
-			return
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; the page shows %s (page: %s)", what, timeout, state, location(ctx))
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: browser gone while waiting (%v); the page showed %s", what, ctx.Err(), state)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return false, fmt.Sprintf("the page shows %s (page: %s)", state, location(ctx))
+	})
 }
 
 // evaluate runs a JavaScript expression in the page and decodes its value.

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
+	"pgdeck/internal/testkit"
 	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/store"
 	"pgdeck/web"
@@ -75,13 +76,10 @@ func cliDataDir(t *testing.T) string {
 		}
 		// A safety net: these tests deploy no environment, but should one
 		// run, it is stopped before its files go.
-		if pids := livePostgresIn(dir); len(pids) > 0 {
+		if pids := testkit.WorkingIn(dir); len(pids) > 0 {
 			t.Errorf("processes %v were left running in %s; stopping them", pids, dir)
-			for _, pid := range pids {
-				syscall.Kill(pid, syscall.SIGINT)
-			}
-			for deadline := time.Now().Add(30 * time.Second); len(livePostgresIn(dir)) > 0 && time.Now().Before(deadline); {
-				time.Sleep(100 * time.Millisecond)
+			if _, err := testkit.StopPostgres(dir, 30*time.Second); err != nil {
+				t.Errorf("stop them: %v", err)
 			}
 		}
 		os.RemoveAll(dir)
@@ -112,24 +110,6 @@ func postmasterPID(t *testing.T, dir string) int {
 	return pid
 }
 
-// livePostgresIn lists live (non-zombie) processes working inside dir
-// (PostgreSQL works in its data directory).
-func livePostgresIn(dir string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
-		if err == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
 // wantClusterStopped fails the test unless no control-plane PostgreSQL runs from dir.
 func wantClusterStopped(t *testing.T, dir string) {
 	t.Helper()
@@ -137,7 +117,7 @@ func wantClusterStopped(t *testing.T, dir string) {
 		t.Errorf("%s still exists: the control-plane cluster was not stopped", pidFilePath(dir))
 	}
 	control := filepath.Join(dir, "control")
-	if pids := livePostgresIn(control); len(pids) > 0 {
+	if pids := testkit.WorkingIn(control); len(pids) > 0 {
 		t.Errorf("processes %v still work in %s", pids, control)
 	}
 }
@@ -361,12 +341,7 @@ type servingPgdeck struct {
 // startServing runs serve on dir and a free port and waits for /healthz 200.
 func startServing(t *testing.T, dir string) *servingPgdeck {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testkit.FreeAddr(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &servingPgdeck{url: "http://" + addr, cancel: cancel, done: make(chan error, 1)}
@@ -588,16 +563,11 @@ func TestOpenStoreAfterACrash(t *testing.T) {
 		closeStore()
 		t.Fatalf("kill -9 %d: %v", pid, err)
 	}
-	for deadline := time.Now().Add(time.Minute); ; {
-		st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil || strings.Contains(string(st), ") Z ") {
-			break // gone, or a zombie nobody reaps
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("postmaster %d survived SIGKILL", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// Gone, or a zombie nobody reaps.
+	testkit.Eventually(t, fmt.Sprintf("postmaster %d is gone after SIGKILL", pid), time.Minute, func() (bool, string) {
+		p, ok := testkit.Stat(pid)
+		return !testkit.Alive(pid), fmt.Sprintf("%+v (exists: %v)", p, ok)
+	})
 	st.Close() // the pool only; the cluster is dead
 	if !pidFileExists(dir) {
 		t.Fatal("no stale postmaster.pid after kill -9; the test proves nothing")

@@ -3,17 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"pgdeck/internal/testkit"
 	"pgdeck/provisioner/runtime/local/pgexec"
 )
 
@@ -39,7 +37,6 @@ type crashBox struct {
 	addr  string
 	env   []string
 	binPG string
-	runAs pgexec.RunAs
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -74,25 +71,12 @@ func newCrashBox(t *testing.T, bin string) *crashBox {
 	if err != nil {
 		t.Fatalf("the PostgreSQL server binaries are required (install them with: apt-get install -y postgresql): %v", err)
 	}
-	runAs, err := pgexec.DefaultRunAs()
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Short: unix socket paths are limited to 107 bytes.
-	tmp, err := os.MkdirTemp("", "pgd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
+	tmp := testkit.TempDir(t)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testkit.FreeAddr(t)
 	lo := 30000 + mrand.IntN(49)*200
-	b := &crashBox{t: t, bin: bin, data: filepath.Join(tmp, "data"), addr: addr, binPG: binPG, runAs: runAs}
+	b := &crashBox{t: t, bin: bin, data: filepath.Join(tmp, "data"), addr: addr, binPG: binPG}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PGDECK_") && !strings.HasPrefix(kv, "PG") {
 			b.env = append(b.env, kv)
@@ -237,31 +221,6 @@ func (b *crashBox) envData(name string) string {
 	return filepath.Join(b.data, "envs", name, "primary", "pgdata")
 }
 
-// pgctlStop stops the cluster in dataDir with pg_ctl, as the user that runs
-// PostgreSQL.
-func (b *crashBox) pgctlStop(dataDir string) error {
-	if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); err != nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(b.binPG, "pg_ctl"), "stop", "-w", "-t", "60", "-m", "fast", "-D", dataDir)
-	cmd.Dir = "/"
-	if b.runAs.Set && b.runAs.UID != os.Geteuid() {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(b.runAs.UID), Gid: uint32(b.runAs.GID)}}
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil && len(crashPostgresUnder(dataDir)) > 0 {
-		return fmt.Errorf("pg_ctl stop -D %s: %v: %s", dataDir, err, out)
-	}
-	// pg_ctl returns when postmaster.pid is gone; the processes may still
-	// be exiting.
-	for deadline := time.Now().Add(10 * time.Second); len(crashPostgresUnder(dataDir)) > 0 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil
-}
-
 // cleanup leaves nothing running: pgdeck, the environments' clusters, the
 // control-plane cluster and any initdb orphaned by the kill.
 func (b *crashBox) cleanup() {
@@ -272,107 +231,11 @@ func (b *crashBox) cleanup() {
 		cmd.Process.Kill()
 		<-done
 	}
-	dirs, _ := filepath.Glob(filepath.Join(b.data, "envs", "*", "primary", "pgdata"))
-	for _, d := range append(dirs, b.controlData()) {
-		if err := b.pgctlStop(d); err != nil {
-			b.t.Errorf("cleanup: %v", err)
-		}
+	// pg_ctl stops the clusters (the environments' and the control
+	// plane's); an initdb orphaned by the kill gets SIGKILL.
+	if _, err := testkit.StopPostgres(filepath.Dir(b.data), 90*time.Second); err != nil {
+		b.t.Errorf("cleanup: %v", err)
 	}
-	root := filepath.Dir(b.data)
-	for _, pid := range crashProcessesUnder(root, "initdb") {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	// pg_ctl returns when postmaster.pid is gone; give the processes a
-	// moment to finish exiting before calling them left over.
-	pids := crashPostgresUnder(root)
-	for deadline := time.Now().Add(10 * time.Second); len(pids) > 0 && time.Now().Before(deadline); pids = crashPostgresUnder(root) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(pids) > 0 {
-		b.t.Errorf("cleanup: PostgreSQL processes left under %s: %v (killing them)", root, pids)
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-// crashProcStat reads a process's name, state and parent.
-func crashProcStat(pid int) (comm string, state byte, ppid int, ok bool) {
-	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return "", 0, 0, false
-	}
-	open, closeIdx := bytes.IndexByte(raw, '('), bytes.LastIndexByte(raw, ')')
-	if open < 0 || closeIdx < open {
-		return "", 0, 0, false
-	}
-	f := strings.Fields(string(raw[closeIdx+1:]))
-	if len(f) < 2 {
-		return "", 0, 0, false
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	return string(raw[open+1 : closeIdx]), f[0][0], ppid, true
-}
-
-// crashProcessesUnder lists live processes named one of names whose
-// working directory or command line mentions dir.
-func crashProcessesUnder(dir string, names ...string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		comm, state, _, ok := crashProcStat(pid)
-		if !ok || state == 'Z' || state == 'X' || !slices.Contains(names, comm) {
-			continue
-		}
-		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
-		cwd = strings.TrimSuffix(cwd, " (deleted)")
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if cwd == dir || strings.HasPrefix(cwd, dir+"/") || bytes.Contains(cmdline, []byte(dir+"/")) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// crashPostgresUnder lists live PostgreSQL server processes working in dir
-// or below.
-func crashPostgresUnder(dir string) []int {
-	var out []int
-	for _, pid := range crashProcessesUnder(dir, "postgres", "postmaster") {
-		cwd, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "cwd"))
-		cwd = strings.TrimSuffix(cwd, " (deleted)")
-		if cwd == dir || strings.HasPrefix(cwd, dir+"/") {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// crashPostmasters lists the postmasters of dataDir: its server processes
-// whose parent is not one of them.
-func crashPostmasters(dataDir string) []int {
-	pids := crashPostgresUnder(dataDir)
-	var out []int
-	for _, pid := range pids {
-		if _, _, ppid, ok := crashProcStat(pid); ok && !slices.Contains(pids, ppid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// crashPortFree reports whether nothing listens on 127.0.0.1:port.
-func crashPortFree(port int) bool {
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
 }
 
 func crashReadConf(t *testing.T, path string) map[string]string {
@@ -438,7 +301,7 @@ func testCrashDuringDeploy(t *testing.T, bin string, duringInitdb bool, sig sysc
 		j = b.job(token, jobID)
 	}
 	if duringInitdb {
-		for i := 0; len(crashProcessesUnder(b.data, "initdb")) == 0; i++ {
+		for i := 0; len(testkit.ProcessesUnder(b.data, "initdb")) == 0; i++ {
 			if j = b.job(token, jobID); j.Step != crashStep || i > 20000 {
 				t.Fatalf("initdb never ran during %q: %+v\n%s", crashStep, j, b.logs)
 			}
@@ -449,9 +312,9 @@ func testCrashDuringDeploy(t *testing.T, bin string, duringInitdb bool, sig sysc
 	firstLogs := b.logs.String()
 	t.Logf("stopped pgdeck (%v) during %q", sig, j.Step)
 	// initdb dies with pgdeck: an orphan would race with the resumed job.
-	for i := 0; len(crashProcessesUnder(b.data, "initdb")) > 0; i++ {
+	for i := 0; len(testkit.ProcessesUnder(b.data, "initdb")) > 0; i++ {
 		if i > 200 {
-			t.Errorf("initdb outlived the killed pgdeck: %v", crashProcessesUnder(b.data, "initdb"))
+			t.Errorf("initdb outlived the killed pgdeck: %v", testkit.ProcessesUnder(b.data, "initdb"))
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -546,7 +409,7 @@ func testCrashDuringDeploy(t *testing.T, bin string, duringInitdb bool, sig sysc
 		if left, _ := filepath.Glob(dataDir + ".initdb-*"); len(left) != 0 {
 			t.Errorf("an interrupted initdb's folder is left: %v", left)
 		}
-		if pm := crashPostmasters(dataDir); len(pm) != 1 {
+		if pm := testkit.Postmasters(dataDir); len(pm) != 1 {
 			t.Errorf("postmasters for %s: %v, want exactly one", dataDir, pm)
 		}
 	case "failed":
@@ -558,10 +421,10 @@ func testCrashDuringDeploy(t *testing.T, bin string, duringInitdb bool, sig sysc
 		if env.Health.Status != "error" || !strings.Contains(env.Health.Reason, j.Error) {
 			t.Errorf("health after the failed deploy = %+v, want error saying %q", env.Health, j.Error)
 		}
-		if env.Port != nil && !crashPortFree(*env.Port) {
+		if env.Port != nil && !testkit.PortFree(*env.Port) {
 			t.Errorf("something still listens on the failed deploy's port %d", *env.Port)
 		}
-		if pids := crashPostgresUnder(filepath.Join(b.data, "envs", "crash")); len(pids) != 0 {
+		if pids := testkit.PostgresUnder(filepath.Join(b.data, "envs", "crash")); len(pids) != 0 {
 			t.Errorf("a failed deploy left PostgreSQL processes: %v", pids)
 		}
 		// A failed first deploy removes what it made.
@@ -571,7 +434,7 @@ func testCrashDuringDeploy(t *testing.T, bin string, duringInitdb bool, sig sysc
 	default:
 		t.Fatalf("job state %q", j.State)
 	}
-	if left := crashProcessesUnder(b.data, "initdb"); len(left) != 0 {
+	if left := testkit.ProcessesUnder(b.data, "initdb"); len(left) != 0 {
 		t.Errorf("initdb processes still running: %v", left)
 	}
 
@@ -581,18 +444,20 @@ func testCrashDuringDeploy(t *testing.T, bin string, duringInitdb bool, sig sysc
 	if _, err := os.Stat(filepath.Join(b.controlData(), "postmaster.pid")); !os.IsNotExist(err) {
 		t.Errorf("control-plane postmaster.pid after SIGTERM: %v\n%s", err, b.logs)
 	}
-	if pids := crashPostgresUnder(b.controlData()); len(pids) != 0 {
+	if pids := testkit.PostgresUnder(b.controlData()); len(pids) != 0 {
 		t.Errorf("control-plane processes after SIGTERM: %v", pids)
 	}
 	if j.State == "succeeded" {
-		if pm := crashPostmasters(dataDir); len(pm) != 1 {
+		if pm := testkit.Postmasters(dataDir); len(pm) != 1 {
 			t.Errorf("the environment's cluster did not outlive pgdeck: postmasters %v", pm)
 		}
 	}
-	if err := b.pgctlStop(dataDir); err != nil {
+	if st, err := testkit.StopPostgres(dataDir, 90*time.Second); err != nil {
 		t.Error(err)
+	} else if len(st.Killed) > 0 {
+		t.Errorf("PostgreSQL processes in %s that pg_ctl could not stop: %v", dataDir, st.Killed)
 	}
-	if pids := crashPostgresUnder(b.data); len(pids) != 0 {
+	if pids := testkit.PostgresUnder(b.data); len(pids) != 0 {
 		t.Errorf("PostgreSQL processes after stopping everything: %v", pids)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"go/build"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -68,6 +69,10 @@ func TestLayering(t *testing.T) {
 	for pkg, imps := range imports {
 		if strings.HasSuffix(pkg, "test") {
 			continue
+		}
+		// Test support is for tests: production code never imports it.
+		if pkg != "pgdeck/internal/testkit" && slices.Contains(imps, "pgdeck/internal/testkit") {
+			t.Errorf("%s imports pgdeck/internal/testkit, which only tests and test-support packages may use", pkg)
 		}
 		for _, rule := range forbiddenArrows {
 			if !under(pkg, rule.from) {

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -28,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"pgdeck/internal/testkit"
 )
 
 // odooOSUser is the unprivileged OS user the tests run Odoo as.
@@ -171,12 +172,7 @@ type odooServer struct {
 // test (or by Stop).
 func startOdoo(t *testing.T, src string, acct odooAccount, conf string, extra ...string) *odooServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testkit.FreePort(t)
 	args := append([]string{"-c", conf, "--http-interface", "127.0.0.1", "--http-port", strconv.Itoa(port)}, extra...)
 	cmd, logPath := odooCommand(t, src, acct, "server", args...)
 	if err := cmd.Start(); err != nil {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgdeck/internal/testkit"
 )
 
 // odooEnv is an environment as the API shows it, with what the Odoo tests read.
@@ -350,7 +352,7 @@ func TestOdooServesOnAnEnvironment(t *testing.T) {
 
 	odoo.Stop()
 	b.deleteEnv("shop")
-	if pids := crashPostgresUnder(filepath.Join(b.data, "envs")); len(pids) > 0 {
+	if pids := testkit.PostgresUnder(filepath.Join(b.data, "envs")); len(pids) > 0 {
 		t.Errorf("the environment's PostgreSQL processes outlived its delete: %v", pids)
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/PuerkitoBio/goquery"
+
+	"pgdeck/internal/testkit"
 )
 
 // TestServerAgainstAnonymousClients runs the real binary and does what an
@@ -31,7 +33,7 @@ import (
 func TestServerAgainstAnonymousClients(t *testing.T) {
 	b := newCrashBox(t, buildPgdeck(t))
 	tmp := t.TempDir()
-	metricsAddr := freeAddr(t)
+	metricsAddr := testkit.FreeAddr(t)
 	b.env = append(b.env, "TMPDIR="+tmp, "PGDECK_READ_TIMEOUT=2s", "PGDECK_IDLE_TIMEOUT=2s", "PGDECK_METRICS_ADDR="+metricsAddr)
 	b.start()
 	base := "http://" + b.addr

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"pgdeck/internal/testkit"
 	"pgdeck/store"
 	"pgdeck/store/storetest"
 )
@@ -35,7 +36,7 @@ func BenchmarkTick(b *testing.B) {
 	setup := time.Now()
 	f.makeTemplate()
 	names := make([]string, most)
-	ports := freePorts(b, most)
+	ports := testkit.FreePorts(b, most)
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"pgdeck/internal/testkit"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/provisioner/runtime/local"
 	"pgdeck/provisioner/runtime/local/pgexec"
@@ -96,7 +97,7 @@ func newFixture(tb testing.TB) *fixture {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	// Short root: unix socket paths are limited to 107 bytes.
-	rt, err := local.New(local.Config{Root: filepath.Join(storetest.TempDir(tb), "envs"), BinDir: bin, Logger: log})
+	rt, err := local.New(local.Config{Root: filepath.Join(testkit.TempDir(tb), "envs"), BinDir: bin, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func primary(name string) runtime.InstanceID {
 // is removed when the test ends.
 func (f *fixture) addCluster(name string) int {
 	f.tb.Helper()
-	port := freePorts(f.tb, 1)[0]
+	port := testkit.FreePort(f.tb)
 	if err := f.startCluster(name, port); err != nil {
 		f.tb.Fatal(err)
 	}
@@ -272,31 +273,11 @@ func (f *fixture) killPostmaster(name string) int {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		f.tb.Fatal(err)
 	}
-	for i := 0; ; i++ {
-		if _, ok := c.Running(); !ok {
-			return pid
-		}
-		if i == 100 {
-			f.tb.Fatalf("%s: postmaster %d still runs after SIGKILL", name, pid)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// freePorts returns n distinct free ports on 127.0.0.1 (all are held open
-// until every one is chosen).
-func freePorts(tb testing.TB, n int) []int {
-	tb.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports
+	testkit.Eventually(f.tb, fmt.Sprintf("%s: postmaster %d stops running after SIGKILL", name, pid), 5*time.Second, func() (bool, string) {
+		_, running := c.Running()
+		return !running, fmt.Sprintf("running: %v", running)
+	})
+	return pid
 }
 
 // hangServer is a TCP server on 127.0.0.1 that accepts connections and

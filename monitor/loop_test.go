@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	dto "github.com/prometheus/client_model/go"
 
+	"pgdeck/internal/testkit"
 	"pgdeck/store"
 )
 
@@ -25,7 +27,10 @@ func TestRunStops(t *testing.T) {
 		go func() { done <- m.Run(ctx) }()
 		// A check at start, then one per tick: wait for a few.
 		before := len(f.history(env))
-		waitFor(t, 200, func() bool { return len(f.history(env)) >= before+3 })
+		testkit.Eventually(t, "three more checks are recorded", 10*time.Second, func() (bool, string) {
+			n := len(f.history(env))
+			return n >= before+3, fmt.Sprintf("%d history rows, %d before", n, before)
+		})
 		if err := m.Run(ctx); err == nil {
 			t.Error("a second Run while one runs returned nil")
 		}
@@ -54,7 +59,10 @@ func TestRunStops(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- m.Run(context.Background()) }()
 		before := len(f.history(env))
-		waitFor(t, 200, func() bool { return len(f.history(env)) > before })
+		testkit.Eventually(t, "a check is recorded", 10*time.Second, func() (bool, string) {
+			n := len(f.history(env))
+			return n > before, fmt.Sprintf("%d history rows, %d before", n, before)
+		})
 		m.Stop()
 		// Stop returned once Run's work ended; its return value follows.
 		select {
@@ -76,24 +84,15 @@ func TestRunStops(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() { done <- m.Run(ctx) }()
 		before = len(f.history(env))
-		waitFor(t, 200, func() bool { return len(f.history(env)) > before })
+		testkit.Eventually(t, "a check is recorded", 10*time.Second, func() (bool, string) {
+			n := len(f.history(env))
+			return n > before, fmt.Sprintf("%d history rows, %d before", n, before)
+		})
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("second Run returned %v", err)
 		}
 	})
-}
-
-// waitFor polls cond every 50 ms, at most n times.
-func waitFor(t *testing.T, n int, cond func() bool) {
-	t.Helper()
-	for i := 0; i < n; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("condition not met after %d polls", n)
 }
 
 // syncBuffer is a log destination safe for concurrent writes.
@@ -152,13 +151,16 @@ func TestOneMonitorPerStore(t *testing.T) {
 	doneA, doneB := make(chan error, 1), make(chan error, 1)
 	go func() { doneA <- a.Run(context.Background()) }()
 	defer a.Stop()
-	waitFor(t, 200, func() bool { return checksDone(t, a) >= 2 })
+	testkit.Eventually(t, "the first monitor runs two checks", 10*time.Second, func() (bool, string) {
+		n := checksDone(t, a)
+		return n >= 2, fmt.Sprintf("%d checks", n)
+	})
 	go func() { doneB <- b.Run(context.Background()) }()
 	defer b.Stop()
-	waitFor(t, 200, func() bool {
+	testkit.Eventually(t, "the second monitor runs", 10*time.Second, func() (bool, string) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		return b.cancel != nil
+		return b.cancel != nil, "not running yet"
 	})
 
 	// Several intervals, each one a retry for B and a round for A.
@@ -183,8 +185,14 @@ func TestOneMonitorPerStore(t *testing.T) {
 	}
 	rows := len(f.history(env))
 	// A few intervals: B retries every one.
-	waitFor(t, 40, func() bool { return checksDone(t, b) > 0 })
-	waitFor(t, 40, func() bool { return len(f.history(env)) > rows })
+	testkit.Eventually(t, "the second monitor takes over and checks", 3*time.Second, func() (bool, string) {
+		n := checksDone(t, b)
+		return n > 0, fmt.Sprintf("%d checks", n)
+	})
+	testkit.Eventually(t, "the second monitor records a check", 3*time.Second, func() (bool, string) {
+		n := len(f.history(env))
+		return n > rows, fmt.Sprintf("%d history rows, %d before", n, rows)
+	})
 	if !strings.Contains(logB.String(), "taking over the monitor") {
 		t.Errorf("the second monitor did not log that it took over:\n%s", logB.String())
 	}
@@ -198,7 +206,10 @@ func TestOneMonitorPerStore(t *testing.T) {
 	}
 	// Both stopped: the lock is free (once the server has ended a session
 	// that Release had to close rather than unlock).
-	waitFor(t, 200, func() bool { return len(monitorLockHolders(t, f)) == 0 })
+	testkit.Eventually(t, "the monitor lock is free", 10*time.Second, func() (bool, string) {
+		got := monitorLockHolders(t, f)
+		return len(got) == 0, fmt.Sprintf("holders %v", got)
+	})
 }
 
 // TestMonitorRetakesLostLock ends the session holding the monitor's lock
@@ -212,7 +223,10 @@ func TestMonitorRetakesLostLock(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- m.Run(context.Background()) }()
 	defer m.Stop()
-	waitFor(t, 200, func() bool { return checksDone(t, m) >= 1 })
+	testkit.Eventually(t, "the monitor runs a check", 10*time.Second, func() (bool, string) {
+		n := checksDone(t, m)
+		return n >= 1, fmt.Sprintf("%d checks", n)
+	})
 	holders := monitorLockHolders(t, f)
 	if len(holders) != 1 {
 		t.Fatalf("monitor lock holders: %v, want one", holders)
@@ -221,15 +235,18 @@ func TestMonitorRetakesLostLock(t *testing.T) {
 	if err := f.st.Pool.QueryRow(context.Background(), "SELECT pg_terminate_backend($1, 10000)", holders[0]).Scan(&ok); err != nil || !ok {
 		t.Fatalf("terminate the lock's session: %v, %v", ok, err)
 	}
-	waitFor(t, 200, func() bool {
+	testkit.Eventually(t, "the monitor takes the lock again on a new session", 10*time.Second, func() (bool, string) {
 		got := monitorLockHolders(t, f)
-		return len(got) == 1 && got[0] != holders[0]
+		return len(got) == 1 && got[0] != holders[0], fmt.Sprintf("holders %v, first %v", got, holders)
 	})
 	if !strings.Contains(logs.String(), "lost the connection holding the monitor lock") {
 		t.Errorf("no log line about the lost lock:\n%s", logs.String())
 	}
 	n := checksDone(t, m)
-	waitFor(t, 200, func() bool { return checksDone(t, m) > n })
+	testkit.Eventually(t, "the monitor goes on checking", 10*time.Second, func() (bool, string) {
+		got := checksDone(t, m)
+		return got > n, fmt.Sprintf("%d checks, %d before", got, n)
+	})
 	m.Stop()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)

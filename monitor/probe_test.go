@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"pgdeck/internal/testkit"
 	"pgdeck/store"
 )
 
@@ -37,7 +38,7 @@ func (p *fakeProbe) set(r Result) {
 func TestComponentsAreKeptApart(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	env := f.addEnv("shop", freePorts(t, 1)[0])
+	env := f.addEnv("shop", testkit.FreePort(t))
 	lagB, lagS := int64(120<<20), 2.0
 	replica := &fakeProbe{component: store.ComponentReplica, result: Result{Status: store.HealthLagging,
 		Severity: store.SeverityCritical, Reason: "120 MB behind", Figures: &Figures{LagBytes: &lagB, LagSeconds: &lagS}}}

@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgdeck/internal/testkit"
 	"pgdeck/provisioner"
 	"pgdeck/provisioner/render"
 	"pgdeck/provisioner/runtime"
@@ -52,12 +53,7 @@ type harness struct {
 // temporary folder (unix socket paths are limited to 107 bytes).
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	tmp, err := os.MkdirTemp("", "pgd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	return newHarnessAt(t, filepath.Join(tmp, "envs"))
+	return newHarnessAt(t, filepath.Join(testkit.TempDir(t), "envs"))
 }
 
 // newHarnessAt builds a harness whose environments live in root.
@@ -110,10 +106,10 @@ func (h *harness) cleanup() {
 			h.t.Errorf("cleanup: remove %s: %v", d.Name(), err)
 		}
 	}
-	if pids := postgresUnder(h.root); len(pids) > 0 {
-		h.t.Errorf("cleanup: PostgreSQL processes still running under %s: %v (killing them)", h.root, pids)
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
+	if pids := testkit.PostgresUnder(h.root); len(pids) > 0 {
+		h.t.Errorf("cleanup: PostgreSQL processes still running under %s: %v (stopping them)", h.root, pids)
+		if _, err := testkit.StopPostgres(h.root, time.Minute); err != nil {
+			h.t.Errorf("cleanup: %v", err)
 		}
 	}
 }
@@ -289,97 +285,12 @@ func (h *harness) freePort() int {
 		h.t.Fatal(err)
 	}
 	for p := h.hi; p >= h.lo; p-- {
-		if !used[p] && portFree(p) {
+		if !used[p] && testkit.PortFree(p) {
 			return p
 		}
 	}
 	h.t.Fatalf("no free port in %d-%d", h.lo, h.hi)
 	return 0
-}
-
-func portFree(port int) bool {
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
-}
-
-// postgresUnder lists the live PostgreSQL server processes whose working
-// directory is dir or below it (a postmaster and its children work in their
-// data directory, also after it was deleted).
-func postgresUnder(dir string) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		comm, state, _, ok := procStat(pid)
-		if !ok || state == 'Z' || state == 'X' || (comm != "postgres" && comm != "postmaster") {
-			continue
-		}
-		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
-		if err != nil {
-			continue
-		}
-		cwd = strings.TrimSuffix(cwd, " (deleted)")
-		if cwd == dir || strings.HasPrefix(cwd, dir+"/") {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// postmastersOf lists the postmasters serving dataDir: server processes in
-// it whose parent is not one of them.
-func postmastersOf(dataDir string) []int {
-	pids := postgresUnder(dataDir)
-	var out []int
-	for _, pid := range pids {
-		_, _, ppid, ok := procStat(pid)
-		if ok && !slices.Contains(pids, ppid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// procStat reads a process's name, state and parent from /proc/<pid>/stat.
-func procStat(pid int) (comm string, state byte, ppid int, ok bool) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return "", 0, 0, false
-	}
-	open, closeIdx := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-	if open < 0 || closeIdx < open {
-		return "", 0, 0, false
-	}
-	f := strings.Fields(string(b[closeIdx+1:]))
-	if len(f) < 2 {
-		return "", 0, 0, false
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	return string(b[open+1 : closeIdx]), f[0][0], ppid, true
-}
-
-// waitGone waits (bounded, so that a bug cannot hang the test) until pid is
-// no longer a live process.
-func waitGone(t testing.TB, pid int) {
-	t.Helper()
-	for i := 0; i < 600; i++ {
-		_, state, _, ok := procStat(pid)
-		if !ok || state == 'Z' || state == 'X' {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("process %d is still alive after SIGKILL", pid)
 }
 
 // readOdooConf parses odoo.conf's "key = value" lines.
@@ -465,7 +376,7 @@ func TestDeploy(t *testing.T) {
 	if st.PID <= 0 {
 		t.Errorf("running without a pid: %+v", st)
 	}
-	if got := postmastersOf(h.dataDir("shop")); len(got) != 1 || got[0] != st.PID {
+	if got := testkit.Postmasters(h.dataDir("shop")); len(got) != 1 || got[0] != st.PID {
 		t.Errorf("postmasters in %s: %v, want exactly [%d]", h.dataDir("shop"), got, st.PID)
 	}
 	if host, port := h.rt.Address(primary("shop")); host != "127.0.0.1" || port != *e.Port {
@@ -672,7 +583,7 @@ func TestStopStartRestart(t *testing.T) {
 	if got := h.env("cycle").DesiredState; got != "stopped" {
 		t.Errorf("desired_state after Stop = %q", got)
 	}
-	if pids := postgresUnder(h.dataDir("cycle")); len(pids) != 0 {
+	if pids := testkit.PostgresUnder(h.dataDir("cycle")); len(pids) != 0 {
 		t.Errorf("PostgreSQL processes after Stop: %v", pids)
 	}
 	if _, err := connect(ctx, *e.Port, e.DBName, e.DBUser, h.password(e)); err == nil {
@@ -702,7 +613,7 @@ func TestStopStartRestart(t *testing.T) {
 	if restarted.PID == started.PID {
 		t.Errorf("Restart kept postmaster pid %d", started.PID)
 	}
-	if got := postmastersOf(h.dataDir("cycle")); len(got) != 1 || got[0] != restarted.PID {
+	if got := testkit.Postmasters(h.dataDir("cycle")); len(got) != 1 || got[0] != restarted.PID {
 		t.Errorf("postmasters after Restart: %v, want [%d]", got, restarted.PID)
 	}
 	if got := h.env("cycle").DesiredState; got != "running" {
@@ -780,15 +691,15 @@ func TestDeleteLeavesNothing(t *testing.T) {
 	if _, err := os.Lstat(h.envDir("gone")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("folder %s after Delete: %v", h.envDir("gone"), err)
 	}
-	if pids := postgresUnder(h.envDir("gone")); len(pids) != 0 {
+	if pids := testkit.PostgresUnder(h.envDir("gone")); len(pids) != 0 {
 		t.Errorf("PostgreSQL processes of the deleted environment: %v", pids)
 	}
-	if _, _, _, ok := procStat(pid); ok {
-		if _, state, _, _ := procStat(pid); state != 'Z' {
+	if p, ok := testkit.Stat(pid); ok {
+		if p.State != 'Z' {
 			t.Errorf("old postmaster %d still alive", pid)
 		}
 	}
-	if !portFree(port) {
+	if !testkit.PortFree(port) {
 		t.Errorf("port %d still taken after Delete", port)
 	}
 	if st := h.status("gone"); st.State != runtime.StateMissing {
@@ -831,7 +742,7 @@ func (h *harness) checkFailedDeploy(j store.Job, name string, msgs ...string) {
 	if e.Deployed() {
 		h.t.Error("a failed deploy marked the environment deployed")
 	}
-	if pids := postgresUnder(h.envDir(name)); len(pids) != 0 {
+	if pids := testkit.PostgresUnder(h.envDir(name)); len(pids) != 0 {
 		h.t.Errorf("PostgreSQL processes left by the failed deploy: %v", pids)
 	}
 	if _, err := os.Lstat(h.envDir(name)); !errors.Is(err, os.ErrNotExist) {
@@ -976,7 +887,10 @@ func TestReconcile(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		waitGone(t, pid)
+		testkit.Eventually(t, fmt.Sprintf("postmaster %d is gone after SIGKILL", pid), 30*time.Second, func() (bool, string) {
+			p, ok := testkit.Stat(pid)
+			return !testkit.Alive(pid), fmt.Sprintf("%+v (exists: %v)", p, ok)
+		})
 		if st := h.status("crashy"); st.State == runtime.StateRunning {
 			t.Fatalf("status after kill -9: %+v", st)
 		}
@@ -1003,7 +917,7 @@ func TestReconcile(t *testing.T) {
 		if st.PID == pid {
 			t.Errorf("pid %d unchanged", pid)
 		}
-		if got := postmastersOf(h.dataDir("crashy")); len(got) != 1 {
+		if got := testkit.Postmasters(h.dataDir("crashy")); len(got) != 1 {
 			t.Errorf("postmasters: %v, want exactly one", got)
 		}
 		h.connectAs(e)
@@ -1019,7 +933,7 @@ func TestReconcile(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.wantState("ghost", runtime.StateRunning)
-		if len(postgresUnder(h.envDir("ghost"))) == 0 {
+		if len(testkit.PostgresUnder(h.envDir("ghost"))) == 0 {
 			t.Fatal("ghost's server is not running")
 		}
 		if err := h.p.Reconcile(ctx); err != nil {
@@ -1028,10 +942,10 @@ func TestReconcile(t *testing.T) {
 		if _, err := os.Lstat(h.envDir("ghost")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("orphan folder after Reconcile: %v", err)
 		}
-		if pids := postgresUnder(h.envDir("ghost")); len(pids) != 0 {
+		if pids := testkit.PostgresUnder(h.envDir("ghost")); len(pids) != 0 {
 			t.Errorf("orphan's processes after Reconcile: %v", pids)
 		}
-		if !portFree(port) {
+		if !testkit.PortFree(port) {
 			t.Errorf("orphan's port %d still taken", port)
 		}
 		// The known environment is left alone.
@@ -1108,7 +1022,7 @@ func TestResumeJobAfterCrash(t *testing.T) {
 				t.Error("the resumed deploy changed the password chosen before the crash")
 			}
 			st := h.wantState(name, runtime.StateRunning)
-			if got := postmastersOf(h.dataDir(name)); len(got) != 1 || got[0] != st.PID {
+			if got := testkit.Postmasters(h.dataDir(name)); len(got) != 1 || got[0] != st.PID {
 				t.Errorf("postmasters: %v, want exactly [%d]", got, st.PID)
 			}
 			h.connectAs(e)
@@ -1227,10 +1141,10 @@ func TestResumeDeleteAfterCrash(t *testing.T) {
 			if _, err := os.Lstat(h.envDir(name)); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("folder after the resumed delete: %v", err)
 			}
-			if pids := postgresUnder(h.envDir(name)); len(pids) != 0 {
+			if pids := testkit.PostgresUnder(h.envDir(name)); len(pids) != 0 {
 				t.Errorf("processes after the resumed delete: %v", pids)
 			}
-			if !portFree(*e.Port) {
+			if !testkit.PortFree(*e.Port) {
 				t.Errorf("port %d still taken", *e.Port)
 			}
 		})
@@ -1355,17 +1269,12 @@ func TestOrphanedJobResumedWhileRunning(t *testing.T) {
 	}
 	waitJob := func(id int64, within time.Duration, cond func(store.Job) bool) store.Job {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
-			j := h.job(id)
-			if cond(j) {
-				return j
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("job %d still %q after %s", id, j.State, within)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		var j store.Job
+		testkit.Eventually(t, fmt.Sprintf("job %d gets where the test waits for", id), within, func() (bool, string) {
+			j = h.job(id)
+			return cond(j), fmt.Sprintf("job %d %q", id, j.State)
+		})
+		return j
 	}
 	h.wantSucceeded(waitJob(wj.ID, time.Minute, func(j store.Job) bool { return !j.Active() }))
 
@@ -1437,13 +1346,10 @@ func TestLostLockSessionDoesNotRunJobTwice(t *testing.T) {
 	}
 	close(gate.release)
 	released = true
-	deadline := time.Now().Add(5 * time.Minute)
-	for h.job(j.ID).Active() {
-		if time.Now().After(deadline) {
-			t.Fatal("the deploy did not end")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, "the deploy ends", 5*time.Minute, func() (bool, string) {
+		got := h.job(j.ID)
+		return !got.Active(), fmt.Sprintf("job %q", got.State)
+	})
 	got := h.job(j.ID)
 	h.wantSucceeded(got)
 	if got.Attempts != 1 || strings.Contains(strings.Join(h.jobLog(j.ID), "\n"), "resuming the job") {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"testing"
 
+	"pgdeck/internal/testkit"
 	"pgdeck/provisioner"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/provisioner/runtime/local"
@@ -32,7 +32,7 @@ type jobsApp struct {
 func newJobsApp(t *testing.T) *jobsApp {
 	t.Helper()
 	st := storetest.New(t)
-	root := storetest.TempDir(t)
+	root := testkit.TempDir(t)
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rt, err := local.New(local.Config{Root: root + "/envs", Logger: log})
 	if err != nil {
@@ -46,7 +46,7 @@ func newJobsApp(t *testing.T) *jobsApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lo := freePortWindow(t)
+	lo := testkit.FreePortWindow(t, 21)
 	prov := provisioner.New(provisioner.Config{PortLow: lo, PortHigh: lo + 20}, st, rt, box, log)
 	d := testDeps(st, log)
 	d.Jobs, d.Box = prov, box
@@ -60,27 +60,6 @@ func newJobsApp(t *testing.T) *jobsApp {
 		os.RemoveAll(root)
 	})
 	return &jobsApp{app: &app{t: t, st: st, h: h}, prov: prov, box: box}
-}
-
-// freePortWindow returns the first port of 21 consecutive free ports.
-func freePortWindow(t *testing.T) int {
-	t.Helper()
-	for lo := 31000 + int(os.Getpid()%50)*40; lo < 40000; lo += 40 {
-		ok := true
-		for p := lo; p <= lo+20 && ok; p++ {
-			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				ok = false
-				continue
-			}
-			ln.Close()
-		}
-		if ok {
-			return lo
-		}
-	}
-	t.Fatal("no window of free ports")
-	return 0
 }
 
 func (a *jobsApp) runJob() {

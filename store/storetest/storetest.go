@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"pgdeck/internal/testkit"
 	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/store"
 )
@@ -35,6 +35,11 @@ func Main(m *testing.M) {
 		cancel()
 	}
 	if rootDir != "" {
+		// Nothing of the cluster may outlive the tests (nor keep its files).
+		if _, err := testkit.StopPostgres(rootDir, time.Minute); err != nil {
+			fmt.Fprintf(os.Stderr, "storetest: %v\n", err)
+			code = 1
+		}
 		os.RemoveAll(rootDir)
 	}
 	os.Exit(code)
@@ -104,16 +109,4 @@ func New(t testing.TB) *store.Store {
 	}
 	t.Cleanup(st.Close)
 	return st
-}
-
-// TempDir returns a short temporary folder (socket paths are limited to 107
-// bytes, which t.TempDir can exceed), removed when the test ends.
-func TempDir(t testing.TB) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "pgd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return filepath.Clean(d)
 }

@@ -1,11 +1,11 @@
 package local_test
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"pgdeck/internal/testkit"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/provisioner/runtime/local"
 	"pgdeck/provisioner/runtime/local/pgexec"
@@ -25,18 +25,8 @@ func newRuntime(t *testing.T) *local.Runtime {
 	return rt
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestConformance(t *testing.T) {
-	runtimetest.Run(t, func(t *testing.T) runtime.Runtime { return newRuntime(t) }, freePort)
+	runtimetest.Run(t, func(t *testing.T) runtime.Runtime { return newRuntime(t) }, func(t *testing.T) int { return testkit.FreePort(t) })
 }
 
 func TestLayoutAndWriteFile(t *testing.T) {
@@ -44,7 +34,7 @@ func TestLayoutAndWriteFile(t *testing.T) {
 	ctx := t.Context()
 	id := runtime.InstanceID{Env: "layout", Role: runtime.RolePrimary}
 	t.Cleanup(func() { rt.Remove(t.Context(), id) })
-	if err := rt.Create(ctx, runtime.Spec{ID: id, Port: freePort(t)}); err != nil {
+	if err := rt.Create(ctx, runtime.Spec{ID: id, Port: testkit.FreePort(t)}); err != nil {
 		t.Fatal(err)
 	}
 	dir := rt.InstanceDir(id)
@@ -88,7 +78,7 @@ func TestLongPathsUseShortSocketFolder(t *testing.T) {
 	id := runtime.InstanceID{Env: "an-environment-name-that-is-quite-long-for-a-socket", Role: runtime.RolePrimary}
 	t.Cleanup(func() { rt.Remove(t.Context(), id) })
 	ctx := t.Context()
-	if err := rt.Create(ctx, runtime.Spec{ID: id, Port: freePort(t)}); err != nil {
+	if err := rt.Create(ctx, runtime.Spec{ID: id, Port: testkit.FreePort(t)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := rt.Start(ctx, id); err != nil {

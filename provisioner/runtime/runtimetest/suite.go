@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"pgdeck/internal/testkit"
 	"pgdeck/provisioner/runtime"
 )
 
@@ -92,18 +93,12 @@ func dialable(port int) bool {
 // portFree reports whether the port can be bound again, waiting a little for
 // the kernel to release it.
 func portFree(port int) bool {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err == nil {
-			l.Close()
-			return true
-		}
+	for deadline := time.Now().Add(10 * time.Second); !testkit.PortFree(port); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	return true
 }
 
 func testLifecycle(t *testing.T, rt runtime.Runtime, port int) {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgdeck/internal/testkit"
 )
 
 // testBinDir finds the PostgreSQL binaries or fails the test with the
@@ -25,17 +27,6 @@ func testBinDir(t *testing.T) string {
 		t.Fatalf("PostgreSQL server binaries are required (%s): %v", installHint, err)
 	}
 	return dir
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // newCluster returns an uninitialised cluster in a fresh temporary folder
@@ -52,7 +43,7 @@ func newCluster(t *testing.T, listen string) *Cluster {
 		DataDir:       filepath.Join(root, "pgdata"),
 		SocketDir:     filepath.Join(root, "run"),
 		ListenAddress: listen,
-		Port:          freePort(t),
+		Port:          testkit.FreePort(t),
 		User:          user,
 	}
 	t.Cleanup(func() {

@@ -4,12 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"pgdeck/store"
 	"pgdeck/store/storetest"
@@ -139,32 +135,7 @@ func TestHealthPerComponent(t *testing.T) {
 func TestHealthMigrationKeepsRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := storetest.URL(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	files, err := filepath.Glob("migrations/00[12]_*.sql")
-	if err != nil || len(files) != 2 {
-		t.Fatalf("migrations 001 and 002: %v, %v", files, err)
-	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (
-		version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for i, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(ctx, string(b)); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if _, err := conn.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", i+1, filepath.Base(f)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	url, conn := storeAtVersion(t, 2)
 	var id int64
 	if err := conn.QueryRow(ctx, `INSERT INTO environments (name, odoo_version, stage, plan, deployed_at)
 		VALUES ('shop', '18.0', 'staging', 'starter', now()) RETURNING id`).Scan(&id); err != nil {

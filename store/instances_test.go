@@ -3,14 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"pgdeck/store"
 	"pgdeck/store/storetest"
@@ -21,34 +14,7 @@ import (
 // now as its primary instance, after the upgrade.
 func TestUpgradeCarriesPortsIntoInstances(t *testing.T) {
 	ctx := context.Background()
-	url := storetest.URL(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	files, _ := filepath.Glob(filepath.Join("migrations", "*.sql"))
-	sort.Strings(files)
-	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		name := filepath.Base(f)
-		v, _ := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
-		if v >= 6 { // 006_instances and later
-			break
-		}
-		sql, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(ctx, string(sql)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, v, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	url, conn := storeAtVersion(t, 5) // just before 006_instances
 	if _, err := conn.Exec(ctx, `INSERT INTO environments (name, odoo_version, stage, plan, port, db_name, db_user, deployed_at)
 		VALUES ('old-shop', '18.0', 'production', 'pro', 25500, 'old_shop', 'odoo_old_shop', now()),
 		       ('never-deployed', '18.0', 'staging', 'pro', NULL, '', '', NULL)`); err != nil {

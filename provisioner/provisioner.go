@@ -271,13 +271,18 @@ func (p *Provisioner) requeueLoop(ctx context.Context) {
 // logging msg for each and adding jobLine (a format taking the step) to its
 // job log.
 func (p *Provisioner) requeueOrphans(ctx context.Context, msg, jobLine string) (int, error) {
+	// The list of our own jobs must not go stale before the statement
+	// runs: a job a worker claims meanwhile is marked running here only
+	// after the statement, and its lock (taken in the claim) still guards
+	// it then. Seen under load: a snapshot taken, the job claimed and its
+	// lock session lost, then the statement requeued our own running job.
 	p.mu.Lock()
 	mine := make([]int64, 0, len(p.running))
 	for id := range p.running {
 		mine = append(mine, id)
 	}
-	p.mu.Unlock()
 	requeued, err := p.store.RequeueRunningJobs(ctx, mine...)
+	p.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}

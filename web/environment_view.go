@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"pgdeck/monitor"
 	"pgdeck/store"
 	"pgdeck/views"
 )
@@ -82,7 +81,7 @@ func healthOf(e store.Environment, st envState) views.Health {
 			return views.Health{Status: "checking", Reason: "waiting for the first health check"}
 		}
 		h := st.health
-		x := monitor.Explain(h.Status, h.Reason)
+		x := Explain(h.Status, h.Reason)
 		return views.Health{Status: h.Status, Reason: x.Headline, Advice: x.Advice, Detail: x.Detail,
 			CheckedAt: h.CheckedAt, Stale: h.Stale}
 	}

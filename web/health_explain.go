@@ -1,4 +1,4 @@
-package monitor
+package web
 
 import "strings"
 
@@ -16,7 +16,7 @@ type Explanation struct {
 	Detail string
 }
 
-// Explain turns a primary's stored status and reason (the probe's and the
+// Explain turns a primary's stored status and reason (the monitor's probe and the
 // runtime's words, which the store and the history keep as they are) into
 // an Explanation. A reason of any other status, or of no known cause, keeps
 // its words as the headline.

@@ -121,7 +121,7 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 	}
 
 	r.Step(ctx, "Writing the filestore and odoo.conf", 85)
-	if err := r.p.writeOdooFiles(ctx, env, port, dbPassword, adminPassword); err != nil {
+	if err := r.p.writeOdooFiles(ctx, env, dbPassword, adminPassword); err != nil {
 		return err
 	}
 

@@ -68,7 +68,7 @@ func (u OdooUser) confMode() fs.FileMode {
 // writeOdooFiles makes the filestore folder (Odoo's data_dir, owned by the
 // Odoo user with everything in it) and writes odoo.conf, both through the
 // runtime's environment scope.
-func (p *Provisioner) writeOdooFiles(ctx context.Context, env store.Environment, port int, dbPassword, adminPassword string) error {
+func (p *Provisioner) writeOdooFiles(ctx context.Context, env store.Environment, dbPassword, adminPassword string) error {
 	ou := p.cfg.OdooUser
 	var odoo, conf runtime.Owner
 	if ou.Set() {
@@ -80,7 +80,7 @@ func (p *Provisioner) writeOdooFiles(ctx context.Context, env store.Environment,
 	if err := p.rt.MakeEnvDir(ctx, env.Name, "filestore", odoo); err != nil {
 		return fmt.Errorf("filestore: %w", err)
 	}
-	host, _ := p.rt.Address(primary(env.Name))
+	host, port := p.DatabaseAddress(env.Name)
 	text, err := render.OdooConfFile(render.OdooConf{
 		DBHost: host, DBPort: port, DBUser: env.DBUser, DBPassword: dbPassword, DBName: env.DBName,
 		DataDir: p.rt.EnvPath(env.Name, "filestore"), AdminPassword: adminPassword,

@@ -75,7 +75,7 @@ func newCrashBox(t *testing.T, bin string) *crashBox {
 	tmp := testkit.TempDir(t)
 
 	addr := testkit.FreeAddr(t)
-	lo := 30000 + mrand.IntN(49)*200
+	lo := 20000 + mrand.IntN(60)*200 // below the kernel's ephemeral ports (32768+)
 	b := &crashBox{t: t, bin: bin, data: filepath.Join(tmp, "data"), addr: addr, binPG: binPG}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PGDECK_") && !strings.HasPrefix(kv, "PG") {

@@ -79,7 +79,7 @@ func newHarnessAt(t testing.TB, root string) *harness {
 	}
 	// A random window of 200 ports, so that concurrent test binaries rarely
 	// meet (the allocator skips ports that something listens on anyway).
-	lo := 30000 + mrand.IntN(49)*200
+	lo := 20000 + mrand.IntN(60)*200 // below the kernel's ephemeral ports (32768+)
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		t.Fatal(err)

@@ -48,11 +48,13 @@ func PortFree(port int) bool {
 
 // FreePortWindow returns the first port of n consecutive ports on 127.0.0.1
 // that were all free a moment ago. Where it starts looking depends on the
-// process id, so that test binaries running side by side rarely meet.
+// process id, so that test binaries running side by side rarely meet; it
+// starts below the kernel's ephemeral ports (32768 and up), which other
+// tests' FreePort and every outgoing connection may take at any moment.
 func FreePortWindow(tb testing.TB, n int) int {
 	tb.Helper()
 	step := max(40, n)
-	for lo := 31000 + (os.Getpid()%50)*step; lo+n <= 65535; lo += step {
+	for lo := 21000 + (os.Getpid()%50)*step; lo+n <= 65535; lo += step {
 		ok := true
 		for p := lo; p < lo+n && ok; p++ {
 			ok = PortFree(p)

@@ -69,9 +69,11 @@ type Provisioner struct {
 	cancelJobs context.CancelCauseFunc
 
 	mu sync.Mutex
-	// stopping is closed (once, under mu) by Stop: no job is claimed after.
-	stopping chan struct{}
-	stopOnce sync.Once
+	// stopping is closed (once, under mu, by Stop's call of stop): no job
+	// is started after. stoppingCtx is the same as a context.
+	stopping    <-chan struct{}
+	stoppingCtx context.Context
+	stop        context.CancelFunc
 	// inflight counts the RunOne calls under way; added to under mu only
 	// while stopping is open, so Stop may wait for it.
 	inflight sync.WaitGroup
@@ -96,7 +98,9 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *
 		cfg.RequeueInterval = 30 * time.Second
 	}
 	p := &Provisioner{cfg: cfg, store: st, rt: rt, box: box, log: log, wake: make(chan struct{}, 1),
-		kinds: make(map[Kind]JobKind, len(builtinKinds)), stopping: make(chan struct{}), running: map[int64]bool{}}
+		kinds: make(map[Kind]JobKind, len(builtinKinds)), running: map[int64]bool{}}
+	p.stoppingCtx, p.stop = context.WithCancel(context.Background())
+	p.stopping = p.stoppingCtx.Done()
 	p.jobsCtx, p.cancelJobs = context.WithCancelCause(context.Background())
 	for _, k := range builtinKinds {
 		p.kinds[k.Kind] = k
@@ -200,7 +204,7 @@ func (p *Provisioner) Run(ctx context.Context) error {
 // It may be called any number of times, before, during or after Run.
 func (p *Provisioner) Stop() {
 	p.mu.Lock()
-	p.stopOnce.Do(func() { close(p.stopping) })
+	p.stop()
 	p.mu.Unlock()
 	done := make(chan struct{})
 	go func() { p.inflight.Wait(); close(done) }()
@@ -309,19 +313,36 @@ func (p *Provisioner) RunOne(ctx context.Context) bool {
 	p.mu.Unlock()
 	defer p.inflight.Done()
 
-	j, lock, err := p.store.ClaimJob(ctx)
+	// A claim under way when Stop comes is abandoned; one that completed
+	// meanwhile is undone below, so that a stopping pgdeck never starts a
+	// job (it would only be cut short and counted as an attempt).
+	cctx, cancelClaim := context.WithCancel(ctx)
+	defer cancelClaim()
+	stopClaim := context.AfterFunc(p.stoppingCtx, cancelClaim)
+	j, lock, err := p.store.ClaimJob(cctx)
+	stopClaim()
 	if errors.Is(err, store.ErrNotFound) {
 		return false
 	}
 	if err != nil {
-		if ctx.Err() == nil {
+		if cctx.Err() == nil {
 			p.log.Error("claim job", "error", err)
 		}
 		return false
 	}
 	p.mu.Lock()
-	p.running[j.ID] = true
+	stopped := p.stoppingCtx.Err() != nil
+	if !stopped {
+		p.running[j.ID] = true
+	}
 	p.mu.Unlock()
+	if stopped {
+		if err := p.store.UnclaimJob(context.WithoutCancel(ctx), j.ID); err != nil {
+			p.log.Error("hand back a job claimed while stopping; it resumes with the next start", "job_id", j.ID, "error", err)
+		}
+		lock.Release()
+		return false
+	}
 	defer func() {
 		lock.Release()
 		p.mu.Lock()

@@ -295,6 +295,19 @@ func (s *Store) RequeueJob(ctx context.Context, id int64) error {
 	return nil
 }
 
+// UnclaimJob undoes a claim whose job never started: pgdeck began stopping
+// while the claim was being made. The job is queued again as it was, its
+// attempt not counted (and its start time cleared if it had none before).
+func (s *Store) UnclaimJob(ctx context.Context, id int64) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE jobs SET state = 'queued', attempts = attempts - 1,
+			started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END, updated_at = now()
+		WHERE id = $1 AND state = 'running'`, id)
+	if err != nil {
+		return fmt.Errorf("store: unclaim job %d: %w", id, err)
+	}
+	return nil
+}
+
 // ListJobs returns the newest jobs, all environments or one (envName != "").
 func (s *Store) ListJobs(ctx context.Context, envName string, limit int) ([]Job, error) {
 	rows, _ := s.Pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE $1 = '' OR env_name = $1

@@ -637,3 +637,36 @@ func TestClaimJobLanesConcurrent(t *testing.T) {
 		lock.Release()
 	}
 }
+
+// TestUnclaimJob: a claim undone (pgdeck began stopping while it was made)
+// leaves the job as it was before: queued, the attempt not counted, no start
+// time; the next claim counts its first attempt.
+func TestUnclaimJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.New(t)
+	queued, err := st.CreateJob(ctx, mustCreateEnvironment(t, st, "shop").ID, "shop", "deploy", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, lock, err := st.ClaimJob(ctx)
+	if err != nil || j.ID != queued.ID || j.Attempts != 1 {
+		t.Fatalf("ClaimJob = %+v, %v", j, err)
+	}
+	if err := st.UnclaimJob(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	lock.Release()
+	back, err := st.JobByID(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.State != store.JobQueued || back.Attempts != 0 || back.StartedAt != nil {
+		t.Fatalf("after UnclaimJob: state %q, attempts %d, started %v; want queued, 0, none", back.State, back.Attempts, back.StartedAt)
+	}
+	again, lock, err := st.ClaimJob(ctx)
+	if err != nil || again.ID != j.ID || again.Attempts != 1 {
+		t.Fatalf("ClaimJob after UnclaimJob = %+v, %v; want the job, attempt 1", again, err)
+	}
+	lock.Release()
+}

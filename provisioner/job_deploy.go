@@ -32,11 +32,6 @@ var deployKind = JobKind{
 	},
 }
 
-// snapshotSettings takes the settings a deploy applies as they are now.
-func snapshotSettings(_ context.Context, _ *Provisioner, _ store.Environment) (any, error) {
-	return DeployParams{Settings: &DeploySettings{PostgreSQLConf: render.PrimaryConf()}}, nil
-}
-
 // deploy makes (or, with restart, re-makes and restarts) the environment's
 // cluster, database, role, filestore and odoo.conf, with the settings of the
 // job's snapshot. Every step can run twice without harm.
@@ -46,7 +41,10 @@ func (r *JobRun) deploy(ctx context.Context, env store.Environment, restart bool
 		return err
 	}
 	if params.Settings == nil {
-		snap, _ := snapshotSettings(ctx, r.p, env)
+		snap, err := snapshotSettings(ctx, r.p, env)
+		if err != nil {
+			return err
+		}
 		params = snap.(DeployParams)
 	}
 	firstDeploy := !env.Deployed()

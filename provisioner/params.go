@@ -1,5 +1,7 @@
 package provisioner
 
+import "pgdeck/provisioner/render"
+
 // DeployParams are a deploy's or redeploy's parameters: a snapshot, taken
 // when the job is queued, of the settings it applies, so that a save made
 // while it waits or runs is applied whole by the next redeploy, never half
@@ -14,6 +16,9 @@ type DeployParams struct {
 type DeploySettings struct {
 	// PostgreSQLConf is the primary's postgresql.conf values.
 	PostgreSQLConf map[string]string `json:"postgresql_conf"`
+	// PgBouncer is the pooler's settings; nil (a job queued before pooling
+	// existed) or not Enabled: no pooler.
+	PgBouncer *render.PoolerSettings `json:"pgbouncer,omitempty"`
 }
 
 // BackupParams are a backup job's parameters (for the backup kind to come).

@@ -38,10 +38,10 @@ const (
 // PoolerSettings are an environment's PgBouncer settings as the operator sets
 // them.
 type PoolerSettings struct {
-	Enabled       bool
-	PoolSize      int
-	PoolMode      string
-	MaxClientConn int
+	Enabled       bool   `json:"enabled"`
+	PoolSize      int    `json:"pool_size"`
+	PoolMode      string `json:"pool_mode"`
+	MaxClientConn int    `json:"max_client_conn"`
 }
 
 // DefaultPoolerSettings returns the settings of an environment whose operator

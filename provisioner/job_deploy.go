@@ -28,14 +28,15 @@ var deployKind = JobKind{
 	Params:   reflect.TypeFor[DeployParams](),
 	Snapshot: snapshotSettings,
 	Run: func(ctx context.Context, r *JobRun, env store.Environment) error {
-		return r.deploy(ctx, env, false)
+		return r.deploy(ctx, env)
 	},
 }
 
-// deploy makes (or, with restart, re-makes and restarts) the environment's
-// cluster, database, role, filestore and odoo.conf, with the settings of the
-// job's snapshot. Every step can run twice without harm.
-func (r *JobRun) deploy(ctx context.Context, env store.Environment, restart bool) error {
+// deploy makes (or re-makes) the environment's cluster, database, role,
+// pooler, filestore and odoo.conf, with the settings of the job's snapshot,
+// reloading or restarting what runs as little as the changes allow. Every
+// step can run twice without harm.
+func (r *JobRun) deploy(ctx context.Context, env store.Environment) error {
 	params, err := ParamsOf[DeployParams](r)
 	if err != nil {
 		return err
@@ -48,7 +49,7 @@ func (r *JobRun) deploy(ctx context.Context, env store.Environment, restart bool
 		params = snap.(DeployParams)
 	}
 	firstDeploy := !env.Deployed()
-	err = r.deploySteps(ctx, env, *params.Settings, restart)
+	err = r.deploySteps(ctx, env, *params.Settings)
 	if err != nil && firstDeploy && !r.Interrupted(ctx) {
 		// Nothing half-made is left running: a first deploy that failed
 		// removes what it made (the port and passwords stay recorded and
@@ -65,7 +66,7 @@ func (r *JobRun) deploy(ctx context.Context, env store.Environment, restart bool
 	return err
 }
 
-func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, settings DeploySettings, restart bool) error {
+func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, settings DeploySettings) error {
 	r.Step(ctx, "Allocating a port", 5)
 	port, err := r.p.allocatePort(ctx, env)
 	if err != nil {
@@ -95,18 +96,15 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 	r.Step(ctx, "Creating the PostgreSQL cluster", 20)
 	id := primary(env.Name)
 	spec := runtime.Spec{ID: id, Port: port, Conf: settings.PostgreSQLConf, HBA: render.HBA(env.DBName, env.DBUser, r.p.rt.ClientNetwork(env.Name))}
-	if err := r.p.rt.Create(ctx, spec); err != nil {
-		return err
-	}
-
-	r.Step(ctx, "Starting PostgreSQL", 55)
-	if restart {
-		// Settings such as the port only apply on a restart.
-		if err := r.p.rt.Stop(ctx, id); err != nil {
+	var previous map[string]string
+	if env.Deployed() {
+		applied, err := r.p.appliedSettings(ctx, env.ID)
+		if err != nil {
 			return err
 		}
+		previous = applied.PostgreSQLConf
 	}
-	if err := r.p.rt.Start(ctx, id); err != nil {
+	if err := r.applyPrimaryConf(ctx, spec, previous); err != nil {
 		return err
 	}
 	r.Step(ctx, "Creating the database and its role", 70)
@@ -118,8 +116,16 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 		return err
 	}
 
+	r.Step(ctx, "Configuring PgBouncer", 78)
+	if err := r.deployPooler(ctx, env, settings, dbPassword, monitorPassword); err != nil {
+		return err
+	}
+
 	r.Step(ctx, "Writing the filestore and odoo.conf", 85)
-	if err := r.p.writeOdooFiles(ctx, env, dbPassword, adminPassword); err != nil {
+	if err := r.p.writeOdooFiles(ctx, env, settings, dbPassword, adminPassword); err != nil {
+		return err
+	}
+	if err := r.removePoolerIfOff(ctx, env, settings); err != nil {
 		return err
 	}
 
@@ -131,6 +137,9 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 		}
 	}
 	if err := r.p.checkConnect(ctx, id, "postgres", env.MonitorUser, monitorPassword); err != nil {
+		return err
+	}
+	if err := r.p.recordApplied(ctx, env.ID, settings); err != nil {
 		return err
 	}
 	if err := r.p.store.MarkDeployed(ctx, env.ID); err != nil {

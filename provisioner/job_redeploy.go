@@ -9,8 +9,9 @@ import (
 )
 
 // redeployKind re-applies the deploy's steps to a deployed environment with
-// the settings saved when it was queued, restarting PostgreSQL so that
-// settings such as the port take effect.
+// the settings saved when it was queued: PostgreSQL is reloaded, and
+// restarted only when a changed setting takes a restart (see
+// applyPrimaryConf); PgBouncer is started, reloaded or removed.
 var redeployKind = JobKind{
 	Kind:    KindRedeploy,
 	Lane:    store.LaneOps,
@@ -25,6 +26,6 @@ var redeployKind = JobKind{
 	Params:   reflect.TypeFor[DeployParams](),
 	Snapshot: snapshotSettings,
 	Run: func(ctx context.Context, r *JobRun, env store.Environment) error {
-		return r.deploy(ctx, env, true)
+		return r.deploy(ctx, env)
 	},
 }

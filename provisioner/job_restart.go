@@ -7,7 +7,8 @@ import (
 	"pgdeck/store"
 )
 
-// restartKind stops and starts a running environment's PostgreSQL.
+// restartKind stops and starts a running environment's PostgreSQL and
+// PgBouncer (which brings back one that was killed).
 var restartKind = JobKind{
 	Kind:    KindRestart,
 	Lane:    store.LaneOps,
@@ -24,13 +25,13 @@ var restartKind = JobKind{
 	},
 	Run: func(ctx context.Context, r *JobRun, env store.Environment) error {
 		r.Step(ctx, "Stopping PostgreSQL", 20)
-		if err := r.p.rt.Stop(ctx, primary(env.Name)); err != nil {
+		if err := r.stopAll(ctx, env); err != nil {
 			return err
 		}
 		r.Step(ctx, "Starting PostgreSQL", 60)
 		if err := r.p.store.SetDesiredState(ctx, env.ID, "running"); err != nil {
 			return err
 		}
-		return r.p.rt.Start(ctx, primary(env.Name))
+		return r.startAll(ctx, env)
 	},
 }

@@ -7,7 +7,7 @@ import (
 	"pgdeck/store"
 )
 
-// startKind starts a stopped environment's PostgreSQL (also queued by
+// startKind starts a stopped environment's PostgreSQL and PgBouncer (also queued by
 // reconcile for an environment that should run but does not).
 var startKind = JobKind{
 	Kind:    KindStart,
@@ -28,6 +28,6 @@ var startKind = JobKind{
 		if err := r.p.store.SetDesiredState(ctx, env.ID, "running"); err != nil {
 			return err
 		}
-		return r.p.rt.Start(ctx, primary(env.Name))
+		return r.startAll(ctx, env)
 	},
 }

@@ -7,7 +7,7 @@ import (
 	"pgdeck/store"
 )
 
-// stopKind stops the environment's PostgreSQL and records that the operator
+// stopKind stops the environment's PgBouncer and PostgreSQL and records that the operator
 // wants it stopped (reconcile leaves it so).
 var stopKind = JobKind{
 	Kind:    KindStop,
@@ -28,6 +28,6 @@ var stopKind = JobKind{
 		if err := r.p.store.SetDesiredState(ctx, env.ID, "stopped"); err != nil {
 			return err
 		}
-		return r.p.rt.Stop(ctx, primary(env.Name))
+		return r.stopAll(ctx, env)
 	},
 }

@@ -186,7 +186,7 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 
 var (
 	exitStatusRE = regexp.MustCompile(`^(?s)(.*?exit status \d+)`)
-	toolErrorRE  = regexp.MustCompile(`FATAL|ERROR|PANIC|error:|could not|No space|Permission denied|too large`)
+	toolErrorRE  = regexp.MustCompile(`FATAL|ERROR|PANIC|error:|could not|No space|Permission denied|too large|invalid value for parameter`)
 )
 
 // summarizeError keeps what an operator needs from a tool's failure: the

@@ -68,7 +68,7 @@ func (u OdooUser) confMode() fs.FileMode {
 // writeOdooFiles makes the filestore folder (Odoo's data_dir, owned by the
 // Odoo user with everything in it) and writes odoo.conf, both through the
 // runtime's environment scope.
-func (p *Provisioner) writeOdooFiles(ctx context.Context, env store.Environment, dbPassword, adminPassword string) error {
+func (p *Provisioner) writeOdooFiles(ctx context.Context, env store.Environment, settings DeploySettings, dbPassword, adminPassword string) error {
 	ou := p.cfg.OdooUser
 	var odoo, conf runtime.Owner
 	if ou.Set() {
@@ -80,11 +80,18 @@ func (p *Provisioner) writeOdooFiles(ctx context.Context, env store.Environment,
 	if err := p.rt.MakeEnvDir(ctx, env.Name, "filestore", odoo); err != nil {
 		return fmt.Errorf("filestore: %w", err)
 	}
+	// Odoo reaches its database through PgBouncer when it is on, else
+	// straight at the primary; db_maxconn fits what that side takes.
 	host, port := p.DatabaseAddress(env.Name)
+	maxConn := render.OdooMaxConn(MaxConnectionsOf(settings.PostgreSQLConf), render.SuperuserReservedConnections, render.PgdeckConnections)
+	if pool := settings.PgBouncer; pool != nil && pool.Enabled {
+		host, port = p.rt.Address(pooler(env.Name))
+		maxConn = render.OdooMaxConnForPool(pool.PoolMode, pool.PoolSize, pool.MaxClientConn, render.PostgresPoolSize, render.PgdeckConnections)
+	}
 	text, err := render.OdooConfFile(render.OdooConf{
 		DBHost: host, DBPort: port, DBUser: env.DBUser, DBPassword: dbPassword, DBName: env.DBName,
 		DataDir: p.rt.EnvPath(env.Name, "filestore"), AdminPassword: adminPassword,
-		MaxConn: render.OdooMaxConn(render.MaxConnections, render.SuperuserReservedConnections, render.PgdeckConnections),
+		MaxConn: maxConn,
 	})
 	if err != nil {
 		return err
@@ -92,8 +99,8 @@ func (p *Provisioner) writeOdooFiles(ctx context.Context, env store.Environment,
 	return p.rt.WriteEnvFile(ctx, env.Name, "odoo.conf", text, ou.confMode(), conf)
 }
 
-// DatabaseAddress is where Odoo reaches the environment's database: its
-// primary's address, as the runtime gives it.
+// DatabaseAddress is the address of the environment's primary, as the
+// runtime gives it (Odoo's, unless PgBouncer is on).
 func (p *Provisioner) DatabaseAddress(env string) (host string, port int) {
 	return p.rt.Address(primary(env))
 }

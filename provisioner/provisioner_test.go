@@ -102,7 +102,7 @@ func (h *harness) cleanup() {
 		if !d.IsDir() {
 			continue
 		}
-		if err := h.rt.Remove(ctx, primary(d.Name())); err != nil {
+		if err := h.rt.RemoveEnv(ctx, d.Name()); err != nil {
 			h.t.Errorf("cleanup: remove %s: %v", d.Name(), err)
 		}
 	}

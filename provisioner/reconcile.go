@@ -11,7 +11,8 @@ import (
 
 // Reconcile runs at start: running jobs that no live instance owns (left by
 // a process that died) are queued again (their steps are idempotent),
-// environments that should run but do not get a start job, and folders of
+// environments that should run but do not (PostgreSQL or their PgBouncer)
+// get a start job, and folders of
 // environments that no longer exist are removed. Jobs another live pgdeck
 // sharing the store is running are left alone.
 func (p *Provisioner) Reconcile(ctx context.Context) error {
@@ -38,7 +39,13 @@ func (p *Provisioner) Reconcile(ctx context.Context) error {
 			continue
 		}
 		if st.State == runtime.StateRunning {
-			continue
+			has, err := p.hasPooler(ctx, e.ID)
+			if err != nil || !has {
+				continue
+			}
+			if st, err = p.rt.Status(ctx, pooler(e.Name)); err != nil || st.State == runtime.StateRunning {
+				continue
+			}
 		}
 		p.log.Warn("reconcile: environment should run but does not; starting it", "env", e.Name, "state", st.State, "reason", st.Reason)
 		if _, err := p.queue(ctx, e, p.kinds[KindStart], nil, "pgdeck (reconcile)"); err != nil && !errors.Is(err, store.ErrBusy) {

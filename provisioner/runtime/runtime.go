@@ -157,7 +157,10 @@ var ErrMissing = errors.New("instance does not exist")
 // error wrapping ErrMissing, while Stop and Remove return nil.
 type Runtime interface {
 	// Create makes the instance (spec.Init) if it is missing and rewrites
-	// its configuration and pg_hba from spec every time.
+	// its configuration and pg_hba from spec every time. A running
+	// instance does not read them until it is reloaded (pg_reload_conf())
+	// or restarted, so that the caller may check them first
+	// (pg_file_settings); a changed port restarts it at once.
 	Create(ctx context.Context, spec Spec) error
 	// Start starts the instance; starting a running instance does nothing.
 	Start(ctx context.Context, id InstanceID) error

@@ -202,9 +202,8 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 		r.log.Info("created instance", "env", id.Env, "role", id.Role, "port", spec.Port, "dir", dir)
 	}
 	if oldErr != nil || oldPort == spec.Port {
-		if err := c.Reload(ctx); err != nil {
-			return fmt.Errorf("local runtime: create %s: %w", id, err)
-		}
+		// A running server keeps its configuration until the caller
+		// checks the new one and reloads (or restarts) it.
 		return nil
 	}
 	// The port (and with it the socket name) changed: a running server must

@@ -156,11 +156,19 @@ func testLifecycle(t *testing.T, rt runtime.Runtime, port int) {
 		t.Fatalf("running instance does not accept TCP on 127.0.0.1:%d", port)
 	}
 
-	// Create again on a running instance rewrites and applies the settings.
+	// Create again on a running instance rewrites the settings; the server
+	// reads them when reloaded.
 	spec.Conf = map[string]string{"work_mem": "6MB"}
 	if err := rt.Create(ctx, spec); err != nil {
 		t.Fatalf("create on a running instance: %v", err)
 	}
+	if got := psql(t, rt, id, "show work_mem"); got == "6MB" {
+		t.Fatalf("work_mem is 6MB before a reload: Create applied the settings to a running server")
+	}
+	if got := psql(t, rt, id, "select setting from pg_file_settings where name = 'work_mem' order by seqno desc limit 1"); got != "6MB" {
+		t.Fatalf("pg_file_settings work_mem after second create = %q, want 6MB", got)
+	}
+	psql(t, rt, id, "select pg_reload_conf()")
 	if got := psql(t, rt, id, "show work_mem"); got != "6MB" {
 		t.Fatalf("work_mem after second create = %q, want 6MB", got)
 	}

@@ -106,7 +106,8 @@ test-odoo: deps
 	ODOO_SRC="$$src" $(GO) test -tags odoo -count=1 -timeout 14m -run '^TestOdoo' -v . 2>&1 | tee $(TEST_OUT)/test-odoo.log; \
 	exit $${PIPESTATUS[0]}
 
-## bench: deploy time against the raw tools (ratio x-raw), monitor tick cost.
+## bench: deploy time against the raw tools (ratio x-raw), pgbench -C direct vs
+## through PgBouncer (ratio x-direct), monitor tick cost.
 ## Packages run one at a time (-p 1) so that they do not skew each other.
 bench: deps
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime 5x -timeout 30m ./provisioner/ ./monitor/

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	_ "pgdeck/provisioner/render"
+	"pgdeck/provisioner/render"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/store"
 )
@@ -18,8 +18,88 @@ func pooler(env string) runtime.InstanceID {
 	return runtime.InstanceID{Env: env, Role: runtime.RolePooler}
 }
 
+// deployPooler makes the environment's PgBouncer match its settings when
+// they turn it on: an instance on a port of its own, pgbouncer.ini and an
+// auth_file of SCRAM verifiers copied from pg_authid (never a password),
+// both 0600. A running PgBouncer is reloaded (RELOAD on its console), which
+// applies pool sizes, modes and the auth_file without dropping clients; a
+// stopped one is started. Then a client logs in through it with Odoo's
+// credentials. Off: nothing here (removePoolerIfOff, once odoo.conf points
+// at PostgreSQL again).
 func (r *JobRun) deployPooler(ctx context.Context, env store.Environment, settings DeploySettings, dbPassword, monitorPassword string) error {
-	return nil // WIP
+	pool := settings.PgBouncer
+	if pool == nil || !pool.Enabled {
+		return nil
+	}
+	id := pooler(env.Name)
+	fresh := false
+	port, err := r.p.instancePort(ctx, env, store.InstancePooler, id)
+	if err != nil {
+		return err
+	}
+	st, err := r.p.rt.Status(ctx, id)
+	if err != nil {
+		return err
+	}
+	running := st.State == runtime.StateRunning
+	fresh = st.State == runtime.StateMissing
+	r.Logf(ctx, "PgBouncer on port %d: %s pooling, pool size %d, max %d clients", port, pool.PoolMode, pool.PoolSize, pool.MaxClientConn)
+	if err := r.p.rt.Create(ctx, runtime.Spec{ID: id, Port: port, Program: runtime.ProgramPgBouncer, Init: runtime.Init{Kind: runtime.InitNone}}); err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		if fresh {
+			// A PgBouncer this job made and could not start is not left
+			// behind; odoo.conf still points at PostgreSQL.
+			cctx := context.WithoutCancel(ctx)
+			if rerr := r.p.rt.Remove(cctx, id); rerr == nil {
+				_ = r.p.store.DeleteInstance(cctx, env.ID, store.InstancePooler)
+			}
+		}
+		return err
+	}
+	secrets, err := r.roleSecrets(ctx, env, env.DBUser, env.MonitorUser)
+	if err != nil {
+		return fail(err)
+	}
+	userlist, err := render.PgBouncerUserlist([]render.AuthUser{{Name: env.DBUser, Secret: secrets[env.DBUser]}, {Name: env.MonitorUser, Secret: secrets[env.MonitorUser]}})
+	if err != nil {
+		return fail(err)
+	}
+	listen, lport := r.p.rt.Address(id)
+	serverHost, serverPort := r.p.rt.PeerAddress(primary(env.Name))
+	ini, err := render.PgBouncerIni(render.PgBouncerConf{
+		ListenAddr: listen, ListenPort: lport, ServerHost: serverHost, ServerPort: serverPort,
+		DBName: env.DBName, Pool: *pool, MaxConnections: MaxConnectionsOf(settings.PostgreSQLConf),
+		AdminUser: env.MonitorUser,
+		AuthFile:  r.p.rt.InstancePath(id, runtime.PgBouncerAuthFile),
+		LogFile:   r.p.rt.InstancePath(id, runtime.PgBouncerLogFile),
+		PidFile:   r.p.rt.InstancePath(id, runtime.PgBouncerPidFile),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if err := r.p.rt.WriteFile(ctx, id, runtime.PgBouncerAuthFile, userlist, 0o600); err != nil {
+		return fail(err)
+	}
+	if err := r.p.rt.WriteFile(ctx, id, runtime.PgBouncerIniFile, ini, 0o600); err != nil {
+		return fail(err)
+	}
+	if running {
+		if err := r.p.poolerConsole(ctx, env, monitorPassword, "RELOAD"); err != nil {
+			return fmt.Errorf("reload PgBouncer: %w", err)
+		}
+		r.Logf(ctx, "reloaded PgBouncer (its clients stay connected)")
+	} else if err := r.p.rt.Start(ctx, id); err != nil {
+		return fail(err)
+	}
+	// Odoo's credentials through PgBouncer, both databases Odoo uses.
+	for _, db := range []string{env.DBName, "postgres"} {
+		if err := r.p.checkPoolerConnect(ctx, id, db, env.DBUser, dbPassword); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
 }
 
 // removePoolerIfOff stops and removes the environment's PgBouncer when its

@@ -111,6 +111,17 @@ const (
 	ProgramPgBouncer Program = "pgbouncer"
 )
 
+// The files of a PgBouncer instance (Program ProgramPgBouncer), relative to
+// its folder. The runtime starts PgBouncer on PgBouncerIniFile and finds its
+// pid in PgBouncerPidFile; the provisioner writes the ini and the auth file
+// with WriteFile, and the ini must name all four by their InstancePath.
+const (
+	PgBouncerIniFile  = "pgbouncer.ini"
+	PgBouncerAuthFile = "userlist.txt"
+	PgBouncerPidFile  = "pgbouncer.pid"
+	PgBouncerLogFile  = "pgbouncer.log"
+)
+
 // Resources are an instance's share of its plan.
 type Resources struct {
 	MemoryMB  int
@@ -158,9 +169,11 @@ var ErrMissing = errors.New("instance does not exist")
 type Runtime interface {
 	// Create makes the instance (spec.Init) if it is missing and rewrites
 	// its configuration and pg_hba from spec every time. A running
-	// instance does not read them until it is reloaded (pg_reload_conf())
+	// PostgreSQL does not read them until it is reloaded (pg_reload_conf())
 	// or restarted, so that the caller may check them first
-	// (pg_file_settings); a changed port restarts it at once.
+	// (pg_file_settings); a changed port restarts it at once. A PgBouncer
+	// instance gets its folder and port; its configuration is the
+	// PgBouncerIniFile the caller writes.
 	Create(ctx context.Context, spec Spec) error
 	// Start starts the instance; starting a running instance does nothing.
 	Start(ctx context.Context, id InstanceID) error
@@ -176,8 +189,13 @@ type Runtime interface {
 	// WriteFile writes data into the instance's folder at rel, a relative
 	// path without "..".
 	WriteFile(ctx context.Context, id InstanceID, rel string, data []byte, mode os.FileMode) error
+	// InstancePath returns the absolute path under which the instance's
+	// program sees the file that WriteFile(id, rel, …) writes (locally, its
+	// path on this host), "" when id or rel is invalid.
+	InstancePath(id InstanceID, rel string) string
 	// Exec runs a command in the instance (e.g. "psql", "-c", sql) as the
-	// superuser over the local socket and returns its combined output.
+	// superuser over the local socket and returns its combined output. A
+	// runtime may refuse it on a PgBouncer instance.
 	Exec(ctx context.Context, id InstanceID, stdin []byte, argv ...string) ([]byte, error)
 	// Address returns where pgdeck (and Odoo, which runs beside it) reaches
 	// the instance over TCP; port 0 when it is missing.

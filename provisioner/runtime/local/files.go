@@ -71,10 +71,16 @@ func (r *Runtime) mkdirs(instanceDir, leaf string) error {
 }
 
 // Exec runs a PostgreSQL program (argv[0], e.g. "psql") from the binary
-// folder as the superuser over the instance's socket.
+// folder as the superuser over the instance's socket; a pooler runs none.
 func (r *Runtime) Exec(ctx context.Context, id runtime.InstanceID, stdin []byte, argv ...string) ([]byte, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("local runtime: exec: no command")
+	}
+	if isPooler(id) {
+		if _, err := r.loadPooler(id); errors.Is(err, runtime.ErrMissing) {
+			return nil, fmt.Errorf("local runtime: exec: %w", err)
+		}
+		return nil, fmt.Errorf("local runtime: exec in %s: not supported for pgbouncer instances", id)
 	}
 	c, err := r.load(id)
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package local runs pgdeck instances as processes on this host, with the
-// host's PostgreSQL binaries (initdb, pg_ctl), under one folder per
-// environment and role. The processes outlive pgdeck.
+// host's PostgreSQL binaries (initdb, pg_ctl) and PgBouncer (a pooler), under
+// one folder per environment and role. The processes outlive pgdeck.
 package local
 
 import (
@@ -40,8 +40,12 @@ type Config struct {
 	// BinDir holds the PostgreSQL binaries; "" finds them (see
 	// pgexec.FindBinDir).
 	BinDir string
-	// User runs the PostgreSQL processes; the zero value means the current
-	// user, or the `postgres` user when pgdeck runs as root.
+	// PgBouncerBin is the pgbouncer executable; "" finds it when a pooler
+	// needs it (see pgexec.FindPgBouncer).
+	PgBouncerBin string
+	// User runs the PostgreSQL and PgBouncer processes; the zero value
+	// means the current user, or the `postgres` user when pgdeck runs as
+	// root.
 	User pgexec.RunAs
 	// Logger receives the runtime's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -50,10 +54,11 @@ type Config struct {
 // Runtime is the local runtime. It is safe for concurrent use; operations
 // that change one instance are serialised.
 type Runtime struct {
-	root   string
-	binDir string
-	user   pgexec.RunAs
-	log    *slog.Logger
+	root         string
+	binDir       string
+	pgbouncerBin string
+	user         pgexec.RunAs
+	log          *slog.Logger
 
 	mu    sync.Mutex
 	locks map[runtime.InstanceID]*sync.Mutex
@@ -91,11 +96,12 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("local runtime: %w", err)
 	}
 	return &Runtime{
-		root:   root,
-		binDir: binDir,
-		user:   user,
-		log:    logger.With("runtime", "local"),
-		locks:  map[runtime.InstanceID]*sync.Mutex{},
+		root:         root,
+		binDir:       binDir,
+		pgbouncerBin: cfg.PgBouncerBin,
+		user:         user,
+		log:          logger.With("runtime", "local"),
+		locks:        map[runtime.InstanceID]*sync.Mutex{},
 	}, nil
 }
 
@@ -105,6 +111,19 @@ func (r *Runtime) BinDir() string { return r.binDir }
 // InstanceDir returns the instance's folder: Root/<env>/<role>.
 func (r *Runtime) InstanceDir(id runtime.InstanceID) string {
 	return filepath.Join(r.root, id.Env, string(id.Role))
+}
+
+// InstancePath returns the path on this host of the file that WriteFile(id,
+// rel, …) writes, "" when id or rel is invalid.
+func (r *Runtime) InstancePath(id runtime.InstanceID, rel string) string {
+	if id.Validate() != nil {
+		return ""
+	}
+	clean, err := runtime.CleanRel(rel)
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(r.InstanceDir(id), filepath.FromSlash(clean))
 }
 
 func (r *Runtime) lock(id runtime.InstanceID) func() {
@@ -160,11 +179,15 @@ func (r *Runtime) load(id runtime.InstanceID) (*pgexec.Cluster, error) {
 
 // Create makes the instance with initdb if it is missing and writes its
 // configuration from spec every time. A running instance reloads it, or
-// restarts when its port changed.
+// restarts when its port changed. A pooler gets its folder and port record
+// (see createPooler).
 func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	id := spec.ID
 	if err := id.Validate(); err != nil {
 		return err
+	}
+	if isPooler(id) {
+		return r.createPooler(ctx, spec)
 	}
 	if id.Role != runtime.RolePrimary {
 		return fmt.Errorf("local runtime: create %s: role %q is not supported yet", id, id.Role)
@@ -249,6 +272,9 @@ func (r *Runtime) ensureSocketDir(c *pgexec.Cluster) error {
 
 // Start starts the instance; a running instance is left alone.
 func (r *Runtime) Start(ctx context.Context, id runtime.InstanceID) error {
+	if isPooler(id) {
+		return r.startPooler(ctx, id)
+	}
 	defer r.lock(id)()
 	c, err := r.load(id)
 	if err != nil {
@@ -265,6 +291,9 @@ func (r *Runtime) Start(ctx context.Context, id runtime.InstanceID) error {
 
 // Stop stops the instance; a stopped or missing instance is left alone.
 func (r *Runtime) Stop(ctx context.Context, id runtime.InstanceID) error {
+	if isPooler(id) {
+		return r.stopPooler(ctx, id)
+	}
 	defer r.lock(id)()
 	c, err := r.load(id)
 	if errors.Is(err, runtime.ErrMissing) {
@@ -284,6 +313,9 @@ func (r *Runtime) Stop(ctx context.Context, id runtime.InstanceID) error {
 func (r *Runtime) Remove(ctx context.Context, id runtime.InstanceID) error {
 	if err := id.Validate(); err != nil {
 		return err
+	}
+	if isPooler(id) {
+		return r.removePooler(ctx, id)
 	}
 	defer r.lock(id)()
 	dir := r.InstanceDir(id)
@@ -315,6 +347,13 @@ func (r *Runtime) Remove(ctx context.Context, id runtime.InstanceID) error {
 
 // Address returns 127.0.0.1 and the instance's port (0 when it is missing).
 func (r *Runtime) Address(id runtime.InstanceID) (host string, port int) {
+	if isPooler(id) {
+		b, err := r.loadPooler(id)
+		if err != nil {
+			return listenAddress, 0
+		}
+		return listenAddress, b.Port
+	}
 	c, err := r.load(id)
 	if err != nil {
 		return listenAddress, 0

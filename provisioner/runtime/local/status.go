@@ -11,8 +11,12 @@ import (
 )
 
 // Status reports whether the instance is missing, stopped, running (its
-// postmaster is alive and answers on its socket) or broken (with the reason).
+// postmaster is alive and answers on its socket) or broken (with the
+// reason); a pooler's is poolerStatus.
 func (r *Runtime) Status(ctx context.Context, id runtime.InstanceID) (runtime.Status, error) {
+	if isPooler(id) {
+		return r.poolerStatus(id)
+	}
 	c, err := r.load(id)
 	if errors.Is(err, runtime.ErrMissing) {
 		return runtime.Status{State: runtime.StateMissing}, nil
@@ -45,7 +49,12 @@ func (r *Runtime) Status(ctx context.Context, id runtime.InstanceID) (runtime.St
 
 // lastLog returns the server log's last lines on one line.
 func lastLog(c *pgexec.Cluster) string {
-	tail := strings.TrimSpace(c.LogTail(3))
+	return oneLine(c.LogTail(3))
+}
+
+// oneLine joins a log's lines with " | " ("empty" when there are none).
+func oneLine(log string) string {
+	tail := strings.TrimSpace(log)
 	if tail == "" {
 		return "empty"
 	}

@@ -1,5 +1,5 @@
 // Package runtimetest is the conformance suite that every runtime.Runtime
-// implementation must pass against real PostgreSQL.
+// implementation must pass against real PostgreSQL and PgBouncer.
 package runtimetest
 
 import (
@@ -34,6 +34,13 @@ func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime, freePort f
 	t.Run("Idempotence", func(t *testing.T) { testIdempotence(t, newRuntime(t), freePort(t)) })
 	t.Run("Validation", func(t *testing.T) { testValidation(t, newRuntime(t), freePort(t)) })
 	t.Run("Inventory", func(t *testing.T) { testInventory(t, newRuntime(t), freePort(t)) })
+	t.Run("Pooler", func(t *testing.T) {
+		dbPort, poolPort := freePort(t), freePort(t)
+		for poolPort == dbPort {
+			poolPort = freePort(t)
+		}
+		testPooler(t, newRuntime(t), dbPort, poolPort)
+	})
 }
 
 func primary(env string) runtime.InstanceID {

@@ -60,13 +60,21 @@ func (c *Cluster) run(ctx context.Context, stdin []byte, setsid bool, path strin
 }
 
 func (c *Cluster) runWith(ctx context.Context, stdin []byte, attr *syscall.SysProcAttr, path string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Dir = "/"
-	cmd.Env = c.User.env(c.BinDir,
+	env := c.User.env(c.BinDir,
 		"PGHOST="+c.SocketDir,
 		"PGPORT="+strconv.Itoa(c.Port),
 		"PGUSER="+c.superuser(),
 	)
+	return runProgram(ctx, env, stdin, attr, path, args...)
+}
+
+// runProgram runs a program with the environment env (see RunAs.env) and
+// the process attributes attr (see RunAs.sysProcAttr) in /, and returns its
+// combined output.
+func runProgram(ctx context.Context, env []string, stdin []byte, attr *syscall.SysProcAttr, path string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Dir = "/"
+	cmd.Env = env
 	cmd.SysProcAttr = attr
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
@@ -74,8 +82,9 @@ func (c *Cluster) runWith(ctx context.Context, stdin []byte, attr *syscall.SysPr
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	// pg_ctl start hands its output descriptors to nobody (the server's go
-	// to the log file), but do not hang forever if a child keeps them.
+	// pg_ctl start and pgbouncer -d hand their output descriptors to nobody
+	// (the servers' go to their log files), but do not hang forever if a
+	// child keeps them.
 	cmd.WaitDelay = 10 * time.Second
 	err := cmd.Run()
 	return out.Bytes(), err

@@ -18,7 +18,13 @@ const pidFileName = "postmaster.pid"
 // readPidFile returns the postmaster pid recorded in dataDir/postmaster.pid.
 // exists is false when there is no such file.
 func readPidFile(dataDir string) (pid int, exists bool, err error) {
-	f, err := os.Open(filepath.Join(dataDir, pidFileName))
+	return readPid(filepath.Join(dataDir, pidFileName))
+}
+
+// readPid returns the pid on the first line of a pid file. exists is false
+// when there is no such file.
+func readPid(path string) (pid int, exists bool, err error) {
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, false, nil
 	}
@@ -26,15 +32,16 @@ func readPidFile(dataDir string) (pid int, exists bool, err error) {
 		return 0, false, err
 	}
 	defer f.Close()
+	name := filepath.Base(path)
 	sc := bufio.NewScanner(f)
 	if !sc.Scan() {
-		// An empty file is what a postmaster leaves for an instant while it
+		// An empty file is what a server leaves for an instant while it
 		// writes the file; treat it as present but unreadable.
-		return 0, true, fmt.Errorf("%s is empty", pidFileName)
+		return 0, true, fmt.Errorf("%s is empty", name)
 	}
 	pid, err = strconv.Atoi(strings.TrimSpace(sc.Text()))
 	if err != nil || pid <= 0 {
-		return 0, true, fmt.Errorf("%s: bad pid %q", pidFileName, sc.Text())
+		return 0, true, fmt.Errorf("%s: bad pid %q", name, sc.Text())
 	}
 	return pid, true, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	dto "github.com/prometheus/client_model/go"
 
 	"pgdeck/internal/testkit"
 	"pgdeck/provisioner/render"
@@ -84,6 +85,24 @@ func TestPoolerProbe(t *testing.T) {
 		if h.Status != store.HealthRunning || d.ClActive < 3 || d.SvActive < 3 || d.PoolSize != testPoolSize {
 			t.Errorf("with 3 clients in a transaction: %s %+v; want cl_active and sv_active >= 3", h.Status, d)
 		}
+
+		gauges := poolerMetrics(t, m)
+		if gauges["pgdeck_pooler_health/shop/running"] != 1 || gauges["pgdeck_pooler_health/shop/error"] != 0 {
+			t.Errorf("pgdeck_pooler_health of shop: %v", gauges)
+		}
+		if v, ok := gauges["pgdeck_pooler_clients_active/shop"]; !ok || v < 3 {
+			t.Errorf("pgdeck_pooler_clients_active{env=shop} = %v (present %v), want >= 3", v, ok)
+		}
+		for _, name := range []string{"clients_waiting", "servers_active", "servers_idle", "max_wait_seconds", "avg_query_seconds"} {
+			if _, ok := gauges["pgdeck_pooler_"+name+"/shop"]; !ok {
+				t.Errorf("no pgdeck_pooler_%s for shop", name)
+			}
+		}
+		for k := range gauges {
+			if strings.Contains(k, "/plain") {
+				t.Errorf("%s: an environment without a pooler has pooler metrics", k)
+			}
+		}
 	})
 
 	t.Run("a killed PgBouncer is an Error within two ticks", func(t *testing.T) {
@@ -100,6 +119,10 @@ func TestPoolerProbe(t *testing.T) {
 		}
 		if !h.Stale || d.PoolSize != testPoolSize {
 			t.Errorf("the last figures are not kept, marked stale: stale %v, %+v", h.Stale, d)
+		}
+		gauges := poolerMetrics(t, m)
+		if _, ok := gauges["pgdeck_pooler_clients_active/shop"]; ok || gauges["pgdeck_pooler_health/shop/error"] != 1 {
+			t.Errorf("metrics of a down pooler: %v; want error and no stale figures", gauges)
 		}
 	})
 
@@ -142,3 +165,29 @@ func TestPoolerProbe(t *testing.T) {
 		}
 	})
 }
+
+// poolerMetrics gathers the pgdeck_pooler_* metrics, by "name/env" (and
+// "/status" for the health).
+func poolerMetrics(t *testing.T, m *Monitor) map[string]float64 {
+	t.Helper()
+	mfs, err := NewRegistry(m, m.st).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "pgdeck_pooler_") {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			k := mf.GetName() + "/" + label(mt, "env")
+			if s := label(mt, "status"); s != "" {
+				k += "/" + s
+			}
+			out[k] = gaugeValue(mt)
+		}
+	}
+	return out
+}
+
+func gaugeValue(m *dto.Metric) float64 { return m.GetGauge().GetValue() }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -245,6 +246,26 @@ func TestPgBouncer(t *testing.T) {
 		if st, _ := h.rt.Status(ctx, poolerID("pool")); st.State != runtime.StateRunning {
 			t.Errorf("PgBouncer after Start: %+v", st)
 		}
+	})
+
+	t.Run("a killed PgBouncer comes back with Restart", func(t *testing.T) {
+		st, _ := h.rt.Status(ctx, poolerID("pool"))
+		if st.PID == 0 {
+			t.Fatalf("pooler status %+v has no pid", st)
+		}
+		if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Eventually(t, "PgBouncer no longer running after kill -9", 10*time.Second, func() (bool, string) {
+			st, _ := h.rt.Status(ctx, poolerID("pool"))
+			return st.State != runtime.StateRunning, string(st.State)
+		})
+		h.succeed("pool", provisioner.KindRestart)
+		c, err := simple(ctx, port, e.DBName, e.DBUser, h.password(e))
+		if err != nil {
+			t.Fatalf("through PgBouncer after Restart: %v", err)
+		}
+		c.Close(ctx)
 	})
 
 	t.Run("off: gone, port free, odoo.conf points at PostgreSQL", func(t *testing.T) {

@@ -2,6 +2,7 @@ package provisioner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -131,6 +132,15 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 		}
 	}
 	if err := r.p.checkConnect(ctx, id, "postgres", env.MonitorUser, monitorPassword); err != nil {
+		return err
+	}
+	// What this deploy applied: Settings → Database compares it with what
+	// is saved to show what waits for the next redeploy.
+	applied, err := json.Marshal(settings)
+	if err != nil {
+		return err
+	}
+	if err := r.p.store.SetAppliedSettings(ctx, env.ID, applied); err != nil {
 		return err
 	}
 	if err := r.p.store.MarkDeployed(ctx, env.ID); err != nil {

@@ -152,7 +152,7 @@ func ApplySettingsUpdate(env store.Environment, saved store.DatabaseSettings, u 
 	// is on (a lower max_connections may leave its pool too large); on a
 	// plan without PgBouncer they cannot change and are never applied.
 	if poolerAllowed && (u.PgBouncer != nil || next.PgBouncer.Enabled) {
-		pool := effectivePooler(next.PgBouncer)
+		pool := EffectivePooler(next.PgBouncer)
 		// A given 0 is checked as 0, not taken for "the default".
 		if p := u.PgBouncer; p != nil {
 			if p.PoolSize != nil {
@@ -209,9 +209,9 @@ func validateParameter(static render.Setting, server map[string]store.ServerSett
 	return canonical, "", nil
 }
 
-// effectivePooler fills the fields of saved PgBouncer settings that were
-// never set with the defaults (as ResolveSettings does).
-func effectivePooler(s store.PoolerSettings) render.PoolerSettings {
+// EffectivePooler is saved PgBouncer settings with the defaults in the
+// fields never set (as ResolveSettings fills them, before the plan's gate).
+func EffectivePooler(s store.PoolerSettings) render.PoolerSettings {
 	p := render.DefaultPoolerSettings()
 	p.Enabled = s.Enabled
 	if s.PoolSize > 0 {
@@ -229,7 +229,7 @@ func effectivePooler(s store.PoolerSettings) render.PoolerSettings {
 // poolerChanged says whether u changes the effective PgBouncer settings:
 // sending the values already in effect changes nothing.
 func poolerChanged(saved store.PoolerSettings, u PoolerUpdate) bool {
-	cur := effectivePooler(saved)
+	cur := EffectivePooler(saved)
 	return u.Enabled != nil && *u.Enabled != cur.Enabled ||
 		u.PoolSize != nil && *u.PoolSize != cur.PoolSize ||
 		u.PoolMode != nil && strings.TrimSpace(*u.PoolMode) != cur.PoolMode ||

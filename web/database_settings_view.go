@@ -132,16 +132,16 @@ type poolerState struct {
 }
 
 // poolerStatus derives the pooler's state: disabled unless the last
-// deploy applied PgBouncer and a pooler instance is recorded, else its
-// health row's status.
-func poolerStatus(e store.Environment, saved store.DatabaseSettings, inst *store.Instance, h *store.Health) poolerState {
+// deploy applied PgBouncer and a pooler instance is recorded (its port),
+// else its health row's status.
+func poolerStatus(e store.Environment, saved store.DatabaseSettings, h *store.Health) poolerState {
 	applied := false
 	if e.Deployed() {
 		if a, err := provisioner.AppliedSettings(e, saved); err == nil && a.PgBouncer != nil {
 			applied = a.PgBouncer.Enabled
 		}
 	}
-	if inst == nil || !applied {
+	if e.PoolerPort == nil || !applied {
 		st := poolerState{Status: store.HealthDisabled, Reason: "PgBouncer is off."}
 		if ok, reason := render.PlanAllowsPooler(e.Plan); !ok {
 			st.Reason = reason
@@ -151,25 +151,15 @@ func poolerStatus(e store.Environment, saved store.DatabaseSettings, inst *store
 		return st
 	}
 	if h == nil {
-		return poolerState{Status: "checking", Reason: "waiting for the first health check", Port: inst.Port}
+		return poolerState{Status: "checking", Reason: "waiting for the first health check", Port: e.PoolerPort}
 	}
-	return poolerState{Status: h.Status, Reason: h.Reason, Port: inst.Port, Health: h}
+	return poolerState{Status: h.Status, Reason: h.Reason, Port: e.PoolerPort, Health: h}
 }
 
-// loadPooler reads the pooler's instance and latest health.
+// loadPooler reads the pooler's latest health, when it has an instance.
 func (s *Server) loadPooler(ctx context.Context, e store.Environment, saved store.DatabaseSettings) (poolerState, error) {
-	is, err := s.store.Instances(ctx, e.ID)
-	if err != nil {
-		return poolerState{}, err
-	}
-	var inst *store.Instance
-	for i := range is {
-		if is[i].Role == store.InstancePooler {
-			inst = &is[i]
-		}
-	}
 	var h *store.Health
-	if inst != nil {
+	if e.PoolerPort != nil {
 		ph, err := s.store.ComponentHealth(ctx, e.ID, store.ComponentPooler)
 		switch {
 		case err == nil:
@@ -178,7 +168,7 @@ func (s *Server) loadPooler(ctx context.Context, e store.Environment, saved stor
 			return poolerState{}, err
 		}
 	}
-	return poolerStatus(e, saved, inst, h), nil
+	return poolerStatus(e, saved, h), nil
 }
 
 // poolingView builds the Connection pooling card.

@@ -192,7 +192,7 @@ func OptimizationCard(o Optimization) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "\"><div class=\"table-scroll\"><table class=\"table params-table\" id=\"parameters-table\"><thead><tr><th scope=\"col\">Parameter</th><th scope=\"col\" class=\"right\">Recommended</th><th scope=\"col\" class=\"right\">Saved</th><th scope=\"col\" class=\"right\">Applied</th><th scope=\"col\">Takes</th><th scope=\"col\">Override</th><th scope=\"col\"><span class=\"visually-hidden\">Reset</span></th></tr></thead> <tbody>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "\"><div class=\"table-scroll\"><table class=\"table params-table\" id=\"parameters-table\"><thead><tr><th scope=\"col\">Parameter</th><th scope=\"col\" class=\"right col-value\">Recommended</th><th scope=\"col\" class=\"right col-value\">Saved</th><th scope=\"col\" class=\"right col-applied\">Applied</th><th scope=\"col\" class=\"col-tag\">Needs</th><th scope=\"col\" class=\"col-input\">Override</th><th scope=\"col\" class=\"col-reset\"><span class=\"visually-hidden\">Reset</span></th></tr></thead> <tbody>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -17,7 +17,9 @@ import (
 // (the message shows under the field, the field keeps it), fix it to 8MB
 // and Save: the notice under the tabs lists the change, on Overview too.
 // Redeploy from the notice: when the job ends the notice is gone and the
-// applied column reads 8MB. Screenshots go to
+// applied column reads 8MB; Reset puts the recommendation back (pending
+// again). On a starter environment the PgBouncer row is disabled and says
+// why. Screenshots go to
 // testdata/out/screenshots/3x-*.png, light and dark.
 func TestBrowserDatabaseSettings(t *testing.T) {
 	srv := startServer(t, "--monitor-interval", "1s")
@@ -182,6 +184,22 @@ func TestBrowserDatabaseSettings(t *testing.T) {
 	setColorScheme(t, ctx, "dark")
 	screenshot(t, ctx, "34-settings-applied-dark")
 	setColorScheme(t, ctx, "")
+
+	// Reset: back to the recommendation, which now waits for a redeploy.
+	do(t, ctx, "reset work_mem",
+		chromedp.Click(chromedp.CSS(`[data-name="work_mem"] [data-testid=reset]`)),
+		chromedp.WaitVisible(chromedp.CSS("[data-testid=pending-notice]")),
+	)
+	stillSameDocument(t, ctx, mark, "resetting")
+	if got := pendingChanges(t, ctx); got != "work_mem: 8MB → "+recommended {
+		t.Errorf("after the reset the notice lists %q", got)
+	}
+	if got := fieldValue(t, ctx, "#param-work_mem"); got != "" {
+		t.Errorf("work_mem's field holds %q after the reset", got)
+	}
+	if got := textOf(t, ctx, `[data-name="work_mem"] [data-testid=saved]`); got != "—" {
+		t.Errorf("saved work_mem after the reset = %q", got)
+	}
 
 	// On the starter plan PgBouncer is out of reach, and says why.
 	do(t, ctx, "create a starter environment",

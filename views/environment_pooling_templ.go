@@ -487,7 +487,7 @@ func PendingNoticeBox(n PendingNotice) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if len(n.Changes) > 0 {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 47, "<section class=\"notice\" role=\"status\" data-testid=\"pending-notice\"><div class=\"notice-body\"><p class=\"notice-title\">Redeploy to apply</p><p class=\"muted\">These saved settings wait for a redeploy; the running database still has the values on the left.</p><ul class=\"pending-list\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 47, "<section class=\"notice\" role=\"status\" data-testid=\"pending-notice\"><div class=\"notice-body\"><p class=\"notice-title\">Redeploy to apply</p><p class=\"muted\">These saved settings wait for a redeploy; until then the running database keeps the value before each arrow.</p><ul class=\"pending-list\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -19,7 +19,7 @@ var forbiddenArrows = []struct {
 	{"pgdeck/store", "pgdeck/provisioner", nil},
 	{"pgdeck/store", "pgdeck/monitor", nil},
 	{"pgdeck/store", "pgdeck/web", nil},
-	{"pgdeck/monitor", "pgdeck/provisioner", []string{"pgdeck/provisioner/runtime"}},
+	{"pgdeck/monitor", "pgdeck/provisioner", []string{"pgdeck/provisioner/runtime", "pgdeck/provisioner/render"}},
 	{"pgdeck/web", "pgdeck/provisioner/runtime", nil},
 	{"pgdeck/views", "pgdeck/store", nil},
 }
@@ -31,7 +31,8 @@ func under(pkg, prefix string) bool {
 
 // TestLayering reads the production imports of every package and fails on
 // an arrow the design forbids (store → provisioner/monitor/web, monitor →
-// provisioner except its runtime interface, web → runtime, views → store).
+// provisioner except its runtime interface and the pure render package,
+// web → runtime, views → store).
 func TestLayering(t *testing.T) {
 	imports := map[string][]string{}
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {

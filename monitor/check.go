@@ -25,12 +25,13 @@ func (m *Monitor) check(ctx context.Context, e store.Environment, p Probe, cs *s
 		// Whatever the probe saw last, the check did not end in time.
 		obs = Result{Status: store.HealthError, Reason: fmt.Sprintf("health check timed out after %s", m.cfg.Timeout)}
 	}
-	m.checkDuration.Observe(elapsed.Seconds())
 	key := store.HealthKey{EnvironmentID: e.ID, Component: p.Component()}
 	if obs.Absent {
+		// Nothing was checked: no duration to count.
 		m.forget(ctx, e, key, cs)
 		return
 	}
+	m.checkDuration.Observe(elapsed.Seconds())
 	m.record(ctx, e, key, cs, start, elapsed, obs)
 }
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"pgdeck/internal/testkit"
+	"pgdeck/provisioner/render"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/provisioner/runtime/local"
 	"pgdeck/provisioner/runtime/local/pgexec"
@@ -66,6 +69,10 @@ type fixture struct {
 	// instance but a server of the test's own (a hanging one), as a
 	// runtime whose instances live elsewhere would report them.
 	published *sync.Map
+	// poolers holds the ports of the PgBouncers the tests start themselves
+	// (see addPooler), by environment name: the local runtime cannot run
+	// poolers yet, so the fixture reports their addresses for it.
+	poolers *sync.Map
 }
 
 // addressedRuntime is the local runtime that also reports the addresses the
@@ -77,6 +84,12 @@ type addressedRuntime struct {
 
 // Address implements runtime.Runtime.
 func (r addressedRuntime) Address(id runtime.InstanceID) (string, int) {
+	if id.Role == runtime.RolePooler {
+		if port, ok := r.f.poolers.Load(id.Env); ok {
+			return "127.0.0.1", port.(int)
+		}
+		return r.Runtime.Address(id)
+	}
 	if port, ok := r.f.published.Load(id.Env); ok {
 		return "127.0.0.1", port.(int)
 	}
@@ -107,7 +120,7 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &fixture{tb: tb, st: storetest.New(tb), rt: rt, box: box, log: log, published: &sync.Map{}}
+	return &fixture{tb: tb, st: storetest.New(tb), rt: rt, box: box, log: log, published: &sync.Map{}, poolers: &sync.Map{}}
 }
 
 func (f *fixture) monitor(cfg Config) *Monitor {
@@ -341,4 +354,159 @@ func (f *fixture) addMonitorRole(e store.Environment, password string) store.Env
 		f.tb.Fatal(err)
 	}
 	return e
+}
+
+// pgbouncerBin is Debian's PgBouncer (1.18 in bookworm).
+const pgbouncerBin = "/usr/sbin/pgbouncer"
+
+// testPoolSize and testMaxClientConn are the test pooler's settings, so
+// that the figures the monitor reads can be told from PgBouncer's defaults.
+const (
+	testPoolSize      = 5
+	testMaxClientConn = 50
+)
+
+// testPooler is a PgBouncer in front of an environment's test cluster,
+// started by the test itself (as the provisioner will deploy one): its
+// pgbouncer.ini from render.PgBouncerIni with the monitoring role as the
+// console user, its auth_file with the roles' SCRAM verifiers from the
+// cluster's pg_authid, in a folder of the PostgreSQL user.
+type testPooler struct {
+	port int
+	dir  string
+	as   pgexec.RunAs
+}
+
+// addPooler starts a PgBouncer for e (which must have its cluster and the
+// monitoring role), records it as the environment's pooler instance and
+// returns e read again (with its PoolerPort). PgBouncer is killed when the
+// test ends.
+func (f *fixture) addPooler(e store.Environment) (store.Environment, *testPooler) {
+	f.tb.Helper()
+	ctx := context.Background()
+	if _, err := os.Stat(pgbouncerBin); err != nil {
+		f.tb.Fatalf("the pooler tests need PgBouncer (install it with: apt-get install pgbouncer): %v", err)
+	}
+	as, err := pgexec.DefaultRunAs()
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	out, err := f.rt.Exec(ctx, primary(e.Name), nil, "psql", "-X", "-At", "-F", " ", "-d", "postgres", "-c",
+		fmt.Sprintf("SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN ('%s', '%s') ORDER BY 1", testUser, testMonitorUser))
+	if err != nil {
+		f.tb.Fatalf("read the SCRAM verifiers of %s: %v: %s", e.Name, err, out)
+	}
+	var users []render.AuthUser
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, secret, _ := strings.Cut(line, " ")
+		users = append(users, render.AuthUser{Name: name, Secret: secret})
+	}
+	userlist, err := render.PgBouncerUserlist(users)
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	host, pgPort := f.rt.Address(primary(e.Name))
+	p := &testPooler{port: testkit.FreePort(f.tb), dir: testkit.TempDir(f.tb), as: as}
+	ini, err := render.PgBouncerIni(render.PgBouncerConf{
+		ListenAddr: "127.0.0.1", ListenPort: p.port, ServerHost: host, ServerPort: pgPort, DBName: testDB,
+		Pool: render.PoolerSettings{Enabled: true, PoolSize: testPoolSize, PoolMode: render.PoolModeTransaction, MaxClientConn: testMaxClientConn},
+		// Only bounds the pool size here: the test clusters' small
+		// max_connections would leave no room for a pool beside the reserve.
+		MaxConnections: 100,
+		AdminUser:      testMonitorUser,
+		AuthFile:       filepath.Join(p.dir, "userlist.txt"),
+		LogFile:        filepath.Join(p.dir, "pgbouncer.log"),
+		PidFile:        p.pidFile(),
+	})
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"pgbouncer.ini": ini, "userlist.txt": userlist} {
+		if err := os.WriteFile(filepath.Join(p.dir, name), data, 0o600); err != nil {
+			f.tb.Fatal(err)
+		}
+	}
+	if err := as.Chown(p.dir); err != nil {
+		f.tb.Fatal(err)
+	}
+	// Registered after TempDir's: PgBouncer is gone before its folder.
+	f.tb.Cleanup(func() {
+		if pid := p.pid(); pid > 0 && testkit.Alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	p.start(f.tb)
+	f.poolers.Store(e.Name, p.port)
+	if _, err := f.st.SetInstancePort(ctx, e.ID, store.InstancePooler, p.port); err != nil {
+		f.tb.Fatal(err)
+	}
+	e, err = f.st.EnvironmentByID(ctx, e.ID)
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	return e, p
+}
+
+func (p *testPooler) pidFile() string { return filepath.Join(p.dir, "pgbouncer.pid") }
+
+// pid is PgBouncer's pid from its pid file, 0 when there is none.
+func (p *testPooler) pid() int {
+	b, err := os.ReadFile(p.pidFile())
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// start runs pgbouncer -d as the PostgreSQL user and waits until it
+// accepts connections.
+func (p *testPooler) start(tb testing.TB) {
+	tb.Helper()
+	// A killed PgBouncer leaves its pid file, and 1.18 refuses to start
+	// while that pid exists, which it does as a zombie not yet reaped.
+	if pid := p.pid(); pid > 0 && !testkit.Alive(pid) {
+		os.Remove(p.pidFile())
+	}
+	cmd := exec.Command(pgbouncerBin, "-d", filepath.Join(p.dir, "pgbouncer.ini"))
+	cmd.Dir = p.dir
+	if p.as.Set && p.as.UID != os.Geteuid() {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(p.as.UID), Gid: uint32(p.as.GID)}}
+	}
+	// A file, not a pipe: the daemon could keep a pipe open, and the wait
+	// for its output would last as long as it does.
+	out, err := os.CreateTemp(p.dir, "start-*.out")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		said, _ := os.ReadFile(out.Name())
+		log, _ := os.ReadFile(filepath.Join(p.dir, "pgbouncer.log"))
+		tb.Fatalf("start PgBouncer: %v: %s\nlog:\n%s", err, said, log)
+	}
+	testkit.Eventually(tb, fmt.Sprintf("PgBouncer accepts connections on port %d", p.port), 10*time.Second, func() (bool, string) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.port), time.Second)
+		if err != nil {
+			return false, err.Error()
+		}
+		c.Close()
+		return p.pid() > 0, "no pid file yet"
+	})
+}
+
+// kill sends SIGKILL to PgBouncer and waits until it is gone.
+func (p *testPooler) kill(tb testing.TB) {
+	tb.Helper()
+	pid := p.pid()
+	if pid <= 0 || !testkit.Alive(pid) {
+		tb.Fatalf("PgBouncer is not running (pid file says %d)", pid)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		tb.Fatal(err)
+	}
+	testkit.Eventually(tb, fmt.Sprintf("PgBouncer %d is gone after SIGKILL", pid), 5*time.Second, func() (bool, string) {
+		return !testkit.Alive(pid), "still alive"
+	})
 }

@@ -14,7 +14,8 @@ import (
 const scrapeTimeout = 5 * time.Second
 
 // NewRegistry returns a registry with pgdeck's metrics, for promhttp to
-// serve at /metrics: environment health and job counts read from st at
+// serve at /metrics: environment health (the database's and, where there
+// is one, PgBouncer's with its pool's figures) and job counts read from st at
 // scrape time, the check duration histogram of m (nil when this process
 // runs no monitor), and the Go and process collectors.
 func NewRegistry(m *Monitor, st *store.Store) *prometheus.Registry {
@@ -37,9 +38,22 @@ type storeCollector struct {
 	st     *store.Store
 	health *prometheus.Desc
 	jobs   *prometheus.Desc
+	// The pooler's status and, while its figures are fresh, its pool.
+	pooler       *prometheus.Desc
+	poolerGauges []poolerGauge
+}
+
+// poolerGauge is one figure of an environment's pool, from its health
+// details.
+type poolerGauge struct {
+	desc  *prometheus.Desc
+	value func(store.PoolerDetails) float64
 }
 
 func newStoreCollector(st *store.Store) *storeCollector {
+	gauge := func(name, help string, value func(store.PoolerDetails) float64) poolerGauge {
+		return poolerGauge{desc: prometheus.NewDesc(name, help, []string{"env"}, nil), value: value}
+	}
 	return &storeCollector{
 		st: st,
 		health: prometheus.NewDesc("pgdeck_environment_health",
@@ -48,6 +62,23 @@ func newStoreCollector(st *store.Store) *storeCollector {
 		jobs: prometheus.NewDesc("pgdeck_jobs",
 			"Jobs in each state.",
 			[]string{"state"}, nil),
+		pooler: prometheus.NewDesc("pgdeck_pooler_health",
+			"PgBouncer health of each environment that has one: 1 for its current status, 0 for the others.",
+			[]string{"env", "status"}, nil),
+		poolerGauges: []poolerGauge{
+			gauge("pgdeck_pooler_clients_active", "Client connections of the environment's pool linked to a server or idle (SHOW POOLS cl_active).",
+				func(d store.PoolerDetails) float64 { return float64(d.ClActive) }),
+			gauge("pgdeck_pooler_clients_waiting", "Client connections of the environment's pool waiting for a server connection (SHOW POOLS cl_waiting).",
+				func(d store.PoolerDetails) float64 { return float64(d.ClWaiting) }),
+			gauge("pgdeck_pooler_servers_active", "Server connections of the environment's pool linked to a client (SHOW POOLS sv_active).",
+				func(d store.PoolerDetails) float64 { return float64(d.SvActive) }),
+			gauge("pgdeck_pooler_servers_idle", "Server connections of the environment's pool idle and ready for a client (SHOW POOLS sv_idle).",
+				func(d store.PoolerDetails) float64 { return float64(d.SvIdle) }),
+			gauge("pgdeck_pooler_max_wait_seconds", "How long the oldest waiting client of the environment's pool has waited.",
+				func(d store.PoolerDetails) float64 { return d.MaxWaitSeconds }),
+			gauge("pgdeck_pooler_avg_query_seconds", "Average query duration in the environment's database through PgBouncer (SHOW STATS avg_query_time).",
+				func(d store.PoolerDetails) float64 { return float64(d.AvgQueryMicros) / 1e6 }),
+		},
 	}
 }
 
@@ -55,6 +86,10 @@ func newStoreCollector(st *store.Store) *storeCollector {
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.health
 	ch <- c.jobs
+	ch <- c.pooler
+	for _, g := range c.poolerGauges {
+		ch <- g.desc
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -78,22 +113,37 @@ func (c *storeCollector) collectHealth(ctx context.Context, ch chan<- prometheus
 		ch <- prometheus.NewInvalidMetric(c.health, err)
 		return
 	}
-	all, err := c.st.HealthAll(ctx)
+	all, err := c.st.HealthAllComponents(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.health, err)
 		return
 	}
+	statuses := func(desc *prometheus.Desc, env, current string, all ...string) {
+		for _, s := range all {
+			v := 0.0
+			if current == s {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, env, s)
+		}
+	}
 	for _, e := range envs {
-		h, ok := all[e.ID]
+		if h, ok := all[store.HealthKey{EnvironmentID: e.ID, Component: store.ComponentPrimary}]; ok {
+			statuses(c.health, e.Name, h.Status, store.HealthRunning, store.HealthStopped, store.HealthError)
+		}
+		h, ok := all[store.HealthKey{EnvironmentID: e.ID, Component: store.ComponentPooler}]
 		if !ok {
 			continue
 		}
-		for _, s := range [...]string{store.HealthRunning, store.HealthStopped, store.HealthError} {
-			v := 0.0
-			if h.Status == s {
-				v = 1
-			}
-			ch <- prometheus.MustNewConstMetric(c.health, prometheus.GaugeValue, v, e.Name, s)
+		statuses(c.pooler, e.Name, h.Status, store.HealthRunning, store.HealthStopped, store.HealthError, store.HealthDisabled)
+		// Figures the last check could not read are not current: leave
+		// them out rather than repeat them.
+		var d store.PoolerDetails
+		if h.Stale || !store.DecodeDetails(h.Details, &d) {
+			continue
+		}
+		for _, g := range c.poolerGauges {
+			ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, g.value(d), e.Name)
 		}
 	}
 }

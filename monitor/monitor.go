@@ -1,6 +1,6 @@
 // Package monitor checks every deployed environment: one round at start,
 // then one per tick. A round runs each probe (one per component: the
-// primary now, the pooler and the replica next) on each environment, every
+// primary and the pooler now, the replica next) on each environment, every
 // check under its own timeout and at most Concurrency at once. It stores
 // each component's latest result (changing the status only once several
 // checks agree, see confirm) and a short history.
@@ -102,8 +102,8 @@ type Monitor struct {
 }
 
 // New returns a monitor over the environments in st, probing their
-// primaries, asking rt about the ones that do not answer and opening their
-// passwords with box.
+// primaries and poolers, asking rt where they are (and about primaries that
+// do not answer) and opening their passwords with box.
 func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *slog.Logger) *Monitor {
 	cfg = cfg.withDefaults()
 	if log == nil {
@@ -113,13 +113,13 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *
 		cfg:      cfg,
 		st:       st,
 		log:      log.With("component", "monitor"),
-		probes:   []Probe{newPrimaryProbe(rt, box)},
+		probes:   []Probe{newPrimaryProbe(rt, box), newPoolerProbe(rt, box)},
 		sem:      make(chan struct{}, cfg.Concurrency),
 		inFlight: map[store.HealthKey]bool{},
 		states:   map[store.HealthKey]*state{},
 		checkDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pgdeck_health_check_duration_seconds",
-			Help:    "How long one health check of an environment's PostgreSQL took.",
+			Help:    "How long one health check of an environment's component (PostgreSQL, PgBouncer) took.",
 			Buckets: prometheus.DefBuckets,
 		}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{

@@ -21,6 +21,16 @@ type Probe interface {
 	Check(ctx context.Context, env store.Environment) Result
 }
 
+// presence is implemented by probes that can tell from the environment's
+// record alone whether it has their component (a pooler instance, say).
+// The round then forgets an absent component without taking a check slot
+// from the environments that have one.
+type presence interface {
+	// Present reports whether env has the component; when false, Check
+	// would return an Absent result.
+	Present(env store.Environment) bool
+}
+
 // Result is what one check observed, before confirmation.
 type Result struct {
 	// Absent means the environment has no such component (no replica

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgdeck/provisioner/render"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/store"
 	"pgdeck/store/secret"
@@ -18,30 +20,40 @@ import (
 const desiredStopped = "stopped"
 
 // primaryProbe checks an environment's PostgreSQL: it connects over TCP and
-// reads the figures in one query; when that fails it asks the runtime why.
+// reads the figures and the applied settings of the tuned parameters in one
+// round trip; when that fails it asks the runtime why.
 type primaryProbe struct {
 	rt  runtime.Runtime
 	box *secret.Box
 	// connBase holds the connection settings shared by every check.
 	connBase *pgx.ConnConfig
 	connErr  error
+	// tuned are the parameters whose applied values the probe reads back.
+	tuned []string
 }
 
 func newPrimaryProbe(rt runtime.Runtime, box *secret.Box) *primaryProbe {
-	p := &primaryProbe{rt: rt, box: box}
-	// Parsed once: every check copies it and fills in the environment's
-	// address and credentials.
-	p.connBase, p.connErr = pgx.ParseConfig("sslmode=disable application_name=pgdeck-monitor")
-	if p.connErr == nil {
-		// One query per connection: the simple protocol needs one round
-		// trip and no prepared statement.
-		p.connBase.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-		p.connBase.StatementCacheCapacity = 0
-		p.connBase.DescriptionCacheCapacity = 0
-		// Ignore PGTARGETSESSIONATTRS and the like from the environment.
-		p.connBase.ValidateConnect = nil
-	}
+	p := &primaryProbe{rt: rt, box: box, tuned: render.TunedParameters()}
+	p.connBase, p.connErr = newConnBase()
 	return p
+}
+
+// newConnBase returns the connection settings every check copies, filling
+// in the instance's address and credentials.
+func newConnBase() (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig("sslmode=disable application_name=pgdeck-monitor")
+	if err != nil {
+		return nil, err
+	}
+	// A few queries per connection: the simple protocol needs one round
+	// trip each and no prepared statement (PgBouncer's console takes
+	// nothing else).
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	cfg.StatementCacheCapacity = 0
+	cfg.DescriptionCacheCapacity = 0
+	// Ignore PGTARGETSESSIONATTRS and the like from the environment.
+	cfg.ValidateConnect = nil
+	return cfg, nil
 }
 
 // Component implements Probe.
@@ -104,7 +116,8 @@ type login struct {
 	db     string
 }
 
-// read connects over TCP and reads the figures in one query.
+// read connects over TCP and reads the figures and settings in one round
+// trip.
 func (p *primaryProbe) read(ctx context.Context, e store.Environment) (Figures, error) {
 	var f Figures
 	if p.connErr != nil {
@@ -130,19 +143,45 @@ func (p *primaryProbe) read(ctx context.Context, e store.Environment) (Figures, 
 	}
 	defer conn.Close(ctx)
 	started := new(time.Time)
+	// Both queries go in one simple-protocol message: one round trip.
+	b := &pgx.Batch{}
 	// Client backends only: they are what max_connections limits. The
 	// size is the environment's database, whichever database we opened
 	// (pg_monitor may read every database's size).
-	err = conn.QueryRow(ctx, `SELECT current_setting('server_version'),
+	b.Queue(`SELECT current_setting('server_version'),
 			pg_database_size($1),
 			(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int,
 			current_setting('max_connections')::int,
 			pg_postmaster_start_time()`, e.DBName).
-		Scan(&f.PGVersion, &f.DBSizeBytes, &f.Connections, &f.MaxConnections, started)
-	if err != nil {
+		QueryRow(func(row pgx.Row) error {
+			return row.Scan(&f.PGVersion, &f.DBSizeBytes, &f.Connections, &f.MaxConnections, started)
+		})
+	// The tuned parameters as the running server applies them.
+	settings := make(map[string]store.ServerSetting, len(p.tuned))
+	b.Queue(`SELECT name, current_setting(name), setting, coalesce(unit, ''), vartype,
+			coalesce(min_val, ''), coalesce(max_val, ''), coalesce(enumvals, '{}'), context, pending_restart
+		FROM pg_settings WHERE name = ANY($1)`, p.tuned).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var name string
+				var s store.ServerSetting
+				if err := rows.Scan(&name, &s.Value, &s.Setting, &s.Unit, &s.VarType,
+					&s.MinVal, &s.MaxVal, &s.EnumVals, &s.Context, &s.PendingRestart); err != nil {
+					return err
+				}
+				settings[name] = s
+			}
+			return rows.Err()
+		})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return f, fmt.Errorf("query: %w", err)
 	}
 	f.ServerStartedAt = started
+	details, err := json.Marshal(store.PrimaryDetails{Settings: settings})
+	if err != nil {
+		return f, fmt.Errorf("details: %w", err)
+	}
+	f.Details = details
 	return f, nil
 }
 

@@ -3,11 +3,14 @@ package monitor
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"pgdeck/internal/testkit"
+	"pgdeck/provisioner/render"
 	"pgdeck/store"
 )
 
@@ -138,4 +141,41 @@ func TestPrimaryProbeLogsInAsTheMonitoringRole(t *testing.T) {
 			t.Error("the monitoring role reached the environment's database; pg_hba should refuse it")
 		}
 	})
+}
+
+// TestPrimaryDetailsCarryAppliedSettings: a check of a deployed environment
+// stores, in the primary's details, the running server's pg_settings rows of
+// the parameters pgdeck tunes.
+func TestPrimaryDetailsCarryAppliedSettings(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	env := f.addMonitorRole(f.addRunningEnv("shop"), testMonitorPassword)
+	m := f.monitor(Config{Timeout: 5 * time.Second})
+	tick(t, m)
+
+	h := f.health(env)
+	var d store.PrimaryDetails
+	if h.Status != store.HealthRunning || !store.DecodeDetails(h.Details, &d) {
+		t.Fatalf("primary = %s %q, details %s", h.Status, h.Reason, h.Details)
+	}
+	out, err := f.rt.Exec(ctx, primary(env.Name), nil, "psql", "-X", "-At", "-d", "postgres", "-c", "SHOW shared_buffers")
+	if err != nil {
+		t.Fatalf("SHOW shared_buffers: %v: %s", err, out)
+	}
+	shown := strings.TrimSpace(string(out))
+	sb, ok := d.Settings["shared_buffers"]
+	if !ok || sb.Value != shown || sb.Context != "postmaster" || sb.Unit != "8kB" || sb.VarType != "integer" || sb.Setting != "2048" || sb.PendingRestart {
+		t.Errorf("shared_buffers = %+v (present %v), want %q (SHOW), 2048 × 8kB, postmaster", sb, ok, shown)
+	}
+	if mc := d.Settings["max_connections"]; mc.Value != fmt.Sprint(testMaxConnections) || mc.MinVal != "1" {
+		t.Errorf("max_connections = %+v, want %d", mc, testMaxConnections)
+	}
+	for _, name := range render.TunedParameters() {
+		if _, ok := d.Settings[name]; !ok {
+			t.Errorf("no setting %s in the primary's details", name)
+		}
+	}
+	if len(d.Settings) != len(render.TunedParameters()) {
+		t.Errorf("%d settings, want the %d tuned parameters", len(d.Settings), len(render.TunedParameters()))
+	}
 }

@@ -54,6 +54,10 @@ func (m *Monitor) Tick(ctx context.Context) error {
 				defer m.checks.Done()
 				defer round.Done()
 				defer m.release(key)
+				if pp, ok := p.(presence); ok && !pp.Present(e) {
+					m.forget(ctx, e, key, cs)
+					return
+				}
 				select {
 				case m.sem <- struct{}{}:
 				case <-ctx.Done():

@@ -139,6 +139,8 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 	if err := r.p.checkConnect(ctx, id, "postgres", env.MonitorUser, monitorPassword); err != nil {
 		return err
 	}
+	// What this deploy applied: Settings → Database compares it with what
+	// is saved to show what waits for the next redeploy.
 	if err := r.p.recordApplied(ctx, env.ID, settings); err != nil {
 		return err
 	}

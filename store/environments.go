@@ -21,6 +21,9 @@ type Environment struct {
 	// Port is the port of the environment's primary instance, once
 	// allocated (read from its instances record).
 	Port *int `db:"port"`
+	// PoolerPort is the port of the environment's pooler instance (PgBouncer),
+	// nil when it has none.
+	PoolerPort *int `db:"pooler_port"`
 	// DBName and DBUser are the environment's database and its owning role.
 	DBName string `db:"db_name"`
 	DBUser string `db:"db_user"`
@@ -41,6 +44,7 @@ func (e Environment) Deployed() bool { return e.DeployedAt != nil }
 
 const environmentColumns = `id, name, odoo_version, stage, plan, desired_state, created_at, updated_at,
 	(SELECT i.port FROM instances i WHERE i.environment_id = environments.id AND i.role = 'primary') AS port,
+	(SELECT i.port FROM instances i WHERE i.environment_id = environments.id AND i.role = 'pooler') AS pooler_port,
 	db_name, db_user, db_password, admin_password, deployed_at, monitor_user, monitor_password`
 
 // CreateEnvironment inserts an environment; a duplicate name is ErrConflict.

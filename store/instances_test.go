@@ -81,8 +81,11 @@ func TestInstancePorts(t *testing.T) {
 	if err != nil || len(is) != 2 || is[0].Role != store.InstancePrimary || is[1].Role != store.InstancePooler {
 		t.Fatalf("instances %+v, %v; want primary then pooler", is, err)
 	}
-	if e, _ := st.EnvironmentByID(ctx, a.ID); e.Port == nil || *e.Port != 26000 {
-		t.Errorf("environment port %v, want its primary's 26000", e.Port)
+	if e, _ := st.EnvironmentByID(ctx, a.ID); e.Port == nil || *e.Port != 26000 || e.PoolerPort == nil || *e.PoolerPort != 26002 {
+		t.Errorf("environment port %v, pooler port %v; want its primary's 26000 and its pooler's 26002", e.Port, e.PoolerPort)
+	}
+	if e, _ := st.EnvironmentByID(ctx, b.ID); e.PoolerPort != nil {
+		t.Errorf("beta has no pooler, yet its pooler port is %v", *e.PoolerPort)
 	}
 	// Never deployed: ClearPort frees the primary's port.
 	if err := st.ClearPort(ctx, a.ID); err != nil {
@@ -96,6 +99,9 @@ func TestInstancePorts(t *testing.T) {
 	}
 	if used, _ := st.UsedPorts(ctx); len(used) != 0 {
 		t.Errorf("used ports after clearing both: %v", used)
+	}
+	if es, _ := st.ListEnvironments(ctx); len(es) != 2 || es[0].PoolerPort != nil {
+		t.Errorf("after its pooler was deleted: %+v; want alpha without a pooler port", es)
 	}
 	// Deleting the environment deletes its instances.
 	if _, err := st.SetPort(ctx, b.ID, 26005); err != nil {

@@ -41,11 +41,6 @@ type Overview struct {
 	CSRF string
 }
 
-// DatabaseSettings is Settings → Database.
-type DatabaseSettings struct {
-	Name string
-}
-
 // DatabaseDetails are the figures the Overview shows about the database.
 type DatabaseDetails struct {
 	Deployed       bool

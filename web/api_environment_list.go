@@ -26,6 +26,17 @@ type apiEnvironment struct {
 	OdooConf string `json:"odoo_conf,omitempty"`
 	// LastJob is the environment's newest job (its deploy, right after create).
 	LastJob *apiJob `json:"last_job"`
+	// Pooler is PgBouncer's state (GET of one environment only).
+	Pooler *apiPooler `json:"pooler,omitempty"`
+}
+
+// apiPooler is an environment's PgBouncer: running, stopped or error (its
+// health), checking before its first check, or disabled when none is
+// deployed; port is where Odoo reaches it (null when disabled).
+type apiPooler struct {
+	Status string `json:"status"`
+	Port   *int   `json:"port"`
+	Reason string `json:"reason"`
 }
 
 // apiHealth is the health object of an environment.

@@ -20,5 +20,14 @@ func (s *Server) apiShowEnvironment(c echo.Context) error {
 	if s.jobs != nil && e.Deployed() {
 		out.OdooConf = s.jobs.OdooConfPath(e.Name)
 	}
+	saved, err := s.store.DatabaseSettings(c.Request().Context(), e.ID)
+	if err != nil {
+		return err
+	}
+	ps, err := s.loadPooler(c.Request().Context(), e, saved)
+	if err != nil {
+		return err
+	}
+	out.Pooler = &apiPooler{Status: ps.Status, Port: ps.Port, Reason: ps.Reason}
 	return c.JSON(http.StatusOK, out)
 }

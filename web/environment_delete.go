@@ -18,7 +18,7 @@ func (s *Server) deleteEnvironment(c echo.Context) error {
 	}
 	typed := strings.TrimSpace(c.Request().PostFormValue("confirm_name"))
 	if typed != e.Name {
-		h, o, err := s.loadOverviewPage(c, e)
+		h, n, o, err := s.loadOverviewPage(c, e)
 		if err != nil {
 			return err
 		}
@@ -28,7 +28,7 @@ func (s *Server) deleteEnvironment(c echo.Context) error {
 		}
 		o.Delete = views.Form{Values: map[string]string{"confirm_name": typed}, Errors: map[string]string{"confirm_name": msg}}
 		p := s.page(c, e.Name, "environments")
-		return s.render(c, http.StatusUnprocessableEntity, p, views.EnvironmentOverview(p, h, o))
+		return s.render(c, http.StatusUnprocessableEntity, p, views.EnvironmentOverview(p, h, n, o))
 	}
 	if _, err := s.enqueue(c, e, provisioner.KindDelete); err != nil {
 		return err

@@ -92,22 +92,55 @@ func (s *Server) overviewView(c echo.Context, e store.Environment, st envState) 
 	}
 }
 
-// loadOverviewPage builds the Overview tab: header and cards from one read
-// of the state.
-func (s *Server) loadOverviewPage(c echo.Context, e store.Environment) (views.EnvironmentHead, views.Overview, error) {
-	st, err := s.loadState(c.Request().Context(), e, needAll)
+// loadOverviewPage builds the Overview tab: header, pending notice and
+// cards from one read of the state.
+func (s *Server) loadOverviewPage(c echo.Context, e store.Environment) (views.EnvironmentHead, views.PendingNotice, views.Overview, error) {
+	ctx := c.Request().Context()
+	st, err := s.loadState(ctx, e, needAll)
 	if err != nil {
-		return views.EnvironmentHead{}, views.Overview{}, err
+		return views.EnvironmentHead{}, views.PendingNotice{}, views.Overview{}, err
 	}
-	return s.headerView(c, e, st), s.overviewView(c, e, st), nil
+	saved, err := s.store.DatabaseSettings(ctx, e.ID)
+	if err != nil {
+		return views.EnvironmentHead{}, views.PendingNotice{}, views.Overview{}, err
+	}
+	h := s.headerView(c, e, st)
+	return h, s.pendingNoticeView(c, e, saved, h.Busy()), s.overviewView(c, e, st), nil
 }
 
-// loadDatabaseSettingsPage builds Settings → Database: the header and the
-// settings.
-func (s *Server) loadDatabaseSettingsPage(c echo.Context, e store.Environment) (views.EnvironmentHead, views.DatabaseSettings, error) {
-	h, err := s.loadHeader(c, e)
+// databaseSettingsPage is Settings → Database as a whole page.
+type databaseSettingsPage struct {
+	head     views.EnvironmentHead
+	notice   views.PendingNotice
+	settings views.DatabaseSettings
+}
+
+// loadDatabaseSettingsPage builds Settings → Database: the header, the
+// pending notice and the three cards. typed, when not nil, is a refused
+// form shown again as it was typed.
+func (s *Server) loadDatabaseSettingsPage(c echo.Context, e store.Environment, typed *views.Form) (databaseSettingsPage, error) {
+	ctx := c.Request().Context()
+	st, err := s.loadState(ctx, e, needAll)
 	if err != nil {
-		return h, views.DatabaseSettings{}, err
+		return databaseSettingsPage{}, err
 	}
-	return h, views.DatabaseSettings{Name: e.Name}, nil
+	saved, err := s.store.DatabaseSettings(ctx, e.ID)
+	if err != nil {
+		return databaseSettingsPage{}, err
+	}
+	opt, err := s.optimizationView(c, e, saved, st.health, typed)
+	if err != nil {
+		return databaseSettingsPage{}, err
+	}
+	ps, err := s.loadPooler(ctx, e, saved)
+	if err != nil {
+		return databaseSettingsPage{}, err
+	}
+	h := s.headerView(c, e, st)
+	return databaseSettingsPage{
+		head:   h,
+		notice: s.pendingNoticeView(c, e, saved, h.Busy()),
+		settings: views.DatabaseSettings{Name: e.Name, Optimization: opt,
+			Pooling: poolingView(e, saved, ps), Replica: replicaView(e)},
+	}, nil
 }

@@ -36,12 +36,12 @@ func (s *Server) showEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h, o, err := s.loadOverviewPage(c, e)
+	h, n, o, err := s.loadOverviewPage(c, e)
 	if err != nil {
 		return err
 	}
 	p := s.page(c, e.Name, "environments")
-	return s.render(c, http.StatusOK, p, views.EnvironmentOverview(p, h, o))
+	return s.render(c, http.StatusOK, p, views.EnvironmentOverview(p, h, n, o))
 }
 
 // showDatabaseTab is Settings → Database.
@@ -50,12 +50,12 @@ func (s *Server) showDatabaseTab(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h, d, err := s.loadDatabaseSettingsPage(c, e)
+	d, err := s.loadDatabaseSettingsPage(c, e, nil)
 	if err != nil {
 		return err
 	}
 	p := s.page(c, e.Name+" · Database", "environments")
-	return s.render(c, http.StatusOK, p, views.EnvironmentDatabaseSettings(p, h, d))
+	return s.render(c, http.StatusOK, p, views.EnvironmentDatabaseSettings(p, d.head, d.notice, d.settings))
 }
 
 // showEnvironmentLive is the header with actions and job strip (polled while a job runs).

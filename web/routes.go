@@ -32,6 +32,9 @@ func (s *Server) routes() {
 	api.GET("/environments/:name", s.apiShowEnvironment)
 	api.DELETE("/environments/:name", s.apiDeleteEnvironment, apiRequireChanger)
 	api.POST("/environments/:name/actions/:action", s.apiRunAction, apiRequireChanger)
+	// Whoever may redeploy may save the settings a redeploy applies.
+	api.GET("/environments/:name/database/settings", s.apiShowDatabaseSettings)
+	api.PUT("/environments/:name/database/settings", s.apiUpdateDatabaseSettings, apiRequireChanger)
 	api.GET("/jobs/:id", s.apiShowJob)
 
 	// Browser pages: session, CSRF, signed-in user.
@@ -55,6 +58,10 @@ func (s *Server) routes() {
 	app.GET("/environments/:name", s.showEnvironment)
 	app.GET("/environments/:name/health", s.showEnvironmentHealth)
 	app.GET("/environments/:name/settings/database", s.showDatabaseTab)
+	app.POST("/environments/:name/settings/database", s.saveDatabaseSettings, requireChanger)
+	app.GET("/environments/:name/settings/database/applied", s.showAppliedValues)
+	app.GET("/environments/:name/settings/database/pooling", s.showPoolingCard)
+	app.GET("/environments/:name/pending", s.showPendingNotice)
 	app.GET("/environments/:name/live", s.showEnvironmentLive)
 	app.GET("/environments/:name/database-card", s.showDatabaseCard)
 	app.GET("/environments/:name/overview-body", s.showOverviewBody)

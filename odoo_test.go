@@ -155,6 +155,9 @@ func connectWithConf(t *testing.T, conf map[string]string, db string) *pgx.Conn 
 	port, _ := strconv.Atoi(conf["db_port"])
 	cfg.Host, cfg.Port = conf["db_host"], uint16(port)
 	cfg.Database, cfg.User, cfg.Password = db, conf["db_user"], conf["db_password"]
+	// odoo.conf may name PgBouncer in transaction mode, which carries no
+	// prepared statement from one transaction to the next.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	conn, err := pgx.ConnectConfig(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("connect to %s with odoo.conf's credentials: %v", db, err)

@@ -201,6 +201,61 @@ func TestBrowserDatabaseSettings(t *testing.T) {
 		t.Errorf("saved work_mem after the reset = %q", got)
 	}
 
+	// PgBouncer: on, pool size 30, saved, redeployed; the pooling card then
+	// shows PgBouncer's own figures and the Overview its health beside the
+	// database's.
+	do(t, ctx, "turn PgBouncer on with a pool of 30",
+		chromedp.Click(chromedp.ID("pgbouncer-enabled")),
+	)
+	retype(t, ctx, "#pgbouncer-pool_size", "30")
+	do(t, ctx, "save PgBouncer",
+		chromedp.Click(chromedp.ID("settings-save")),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=pending-change][data-name="pgbouncer.enabled"]`)),
+	)
+	if got := pendingChanges(t, ctx); !strings.Contains(got, "pgbouncer.enabled: off → on") || !strings.Contains(got, "pgbouncer.pool_size: 20 → 30") {
+		t.Errorf("after saving PgBouncer the notice lists %q", got)
+	}
+	if got := visibleText(t, ctx, "[data-testid=pooling-off]"); !strings.Contains(got, "PgBouncer is off") {
+		t.Errorf("before the redeploy the pooling card says %q", got)
+	}
+	do(t, ctx, "click Redeploy in the notice", chromedp.Click(chromedp.ID("pending-redeploy")))
+	watchJob(t, ctx, "redeploy", deploy.Href, jobWait)
+	eventually(t, ctx, "the pooling card shows PgBouncer's figures", readBack, func() (bool, string) {
+		got := textOf(t, ctx, "#pool-stats [data-testid=pool-cl_waiting]")
+		return got == "0", "clients waiting " + got + "; card: " + textOf(t, ctx, "#connection-pooling")
+	})
+	if got := textOf(t, ctx, "#connection-pooling .badge"); !strings.Contains(got, "Running") {
+		t.Errorf("the pooling card's badge reads %q, want Running", got)
+	}
+	if got := textOf(t, ctx, "[data-testid=sizing-hint]"); got == "" {
+		t.Error("the pooling card gives no sizing hint")
+	}
+	if got := fieldValue(t, ctx, "#pgbouncer-pool_size"); got != "30" {
+		t.Errorf("pool size field after the redeploy = %q, want 30", got)
+	}
+	screenshot(t, ctx, "36-settings-pooling")
+	setColorScheme(t, ctx, "dark")
+	screenshot(t, ctx, "36-settings-pooling-dark")
+	setColorScheme(t, ctx, "")
+	do(t, ctx, "open Overview",
+		chromedp.Click(chromedp.CSS("[data-testid=tab-overview]")),
+		chromedp.WaitVisible(chromedp.ID("database-card")),
+	)
+	eventually(t, ctx, "the Overview shows PgBouncer Running", readBack, func() (bool, string) {
+		got := textOf(t, ctx, "#pooler-health")
+		return strings.Contains(got, "Running"), "PgBouncer " + got
+	})
+	if got := textOf(t, ctx, "#pooler-address"); !strings.HasPrefix(got, "127.0.0.1:") || got == textOf(t, ctx, "#db-address") {
+		t.Errorf("Odoo connects to %q (the database is at %q)", got, textOf(t, ctx, "#db-address"))
+	}
+	if got, want := textOf(t, ctx, "#conn-port"), strings.SplitN(textOf(t, ctx, "#pooler-address"), ":", 2)[1]; got != want {
+		t.Errorf("Connection details give port %q, want odoo.conf's PgBouncer port %s", got, want)
+	}
+	screenshot(t, ctx, "37-overview-pooler")
+	setColorScheme(t, ctx, "dark")
+	screenshot(t, ctx, "37-overview-pooler-dark")
+	setColorScheme(t, ctx, "")
+
 	// On the starter plan PgBouncer is out of reach, and says why.
 	do(t, ctx, "create a starter environment",
 		chromedp.Click(chromedp.CSS("[data-testid=nav-environments]")),

@@ -105,6 +105,12 @@ func (p *Provisioner) DatabaseAddress(env string) (host string, port int) {
 	return p.rt.Address(primary(env))
 }
 
+// PoolerAddress is the address of the environment's PgBouncer, as the
+// runtime gives it (port 0 when it has none).
+func (p *Provisioner) PoolerAddress(env string) (host string, port int) {
+	return p.rt.Address(pooler(env))
+}
+
 // OdooConfPath is where the environment's odoo.conf is written.
 func (p *Provisioner) OdooConfPath(env string) string {
 	return p.rt.EnvPath(env, "odoo.conf")

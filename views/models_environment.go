@@ -25,6 +25,16 @@ type DatabaseCard struct {
 	Name    string
 	Health  Health
 	Details DatabaseDetails
+	// Pooler is the environment's PgBouncer, shown beside the database's
+	// health; nil when it has none.
+	Pooler *PoolerBadge
+}
+
+// PoolerBadge is PgBouncer's health and where Odoo reaches it.
+type PoolerBadge struct {
+	Health Health
+	Host   string
+	Port   int
 }
 
 // Overview is the Overview tab's cards under the tabs.

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -45,7 +46,30 @@ func (s *Server) loadDatabaseCard(ctx context.Context, e store.Environment) (vie
 	if err != nil {
 		return views.DatabaseCard{}, err
 	}
-	return s.databaseCardView(e, st), nil
+	card := s.databaseCardView(e, st)
+	card.Pooler, err = s.loadPoolerBadge(ctx, e)
+	return card, err
+}
+
+// loadPoolerBadge reads the environment's PgBouncer health for the Database
+// card: nil when it has no PgBouncer (one query only when it has one).
+func (s *Server) loadPoolerBadge(ctx context.Context, e store.Environment) (*views.PoolerBadge, error) {
+	if e.PoolerPort == nil || !e.Deployed() {
+		return nil, nil
+	}
+	b := &views.PoolerBadge{Health: views.Health{Status: "checking", Reason: "waiting for the first health check"}, Host: "127.0.0.1", Port: *e.PoolerPort}
+	if s.jobs != nil {
+		b.Host, b.Port = s.jobs.PoolerAddress(e.Name)
+	}
+	h, err := s.store.ComponentHealth(ctx, e.ID, store.ComponentPooler)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return b, nil
+	case err != nil:
+		return nil, err
+	}
+	b.Health = views.Health{Status: h.Status, Reason: h.Reason, CheckedAt: h.CheckedAt, Stale: h.Stale}
+	return b, nil
 }
 
 // databaseCardView builds the Database card from a loaded state.
@@ -76,7 +100,9 @@ func (s *Server) loadOverview(c echo.Context, e store.Environment) (views.Overvi
 	if err != nil {
 		return views.Overview{}, err
 	}
-	return s.overviewView(c, e, st), nil
+	o := s.overviewView(c, e, st)
+	o.Database.Pooler, err = s.loadPoolerBadge(c.Request().Context(), e)
+	return o, err
 }
 
 // overviewView builds the Overview's cards from a loaded state.
@@ -105,7 +131,11 @@ func (s *Server) loadOverviewPage(c echo.Context, e store.Environment) (views.En
 		return views.EnvironmentHead{}, views.PendingNotice{}, views.Overview{}, err
 	}
 	h := s.headerView(c, e, st)
-	return h, s.pendingNoticeView(c, e, saved, h.Busy()), s.overviewView(c, e, st), nil
+	o := s.overviewView(c, e, st)
+	if o.Database.Pooler, err = s.loadPoolerBadge(ctx, e); err != nil {
+		return views.EnvironmentHead{}, views.PendingNotice{}, views.Overview{}, err
+	}
+	return h, s.pendingNoticeView(c, e, saved, h.Busy()), o, nil
 }
 
 // databaseSettingsPage is Settings → Database as a whole page.

@@ -65,6 +65,8 @@ type Jobs interface {
 	// DatabaseAddress is where Odoo (and pgdeck) reach the environment's
 	// database, as its runtime says; port 0 when it has none.
 	DatabaseAddress(env string) (host string, port int)
+	// PoolerAddress is where Odoo reaches the environment's PgBouncer.
+	PoolerAddress(env string) (host string, port int)
 }
 
 // Server holds the handlers' dependencies and the echo instance.

@@ -2,7 +2,6 @@ package provisioner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"time"
@@ -167,21 +166,5 @@ func (p *Provisioner) allocatePort(ctx context.Context, env store.Environment) (
 			return 0, err
 		}
 	}
-	for attempt := 0; attempt < 5; attempt++ {
-		used, err := p.store.UsedPorts(ctx)
-		if err != nil {
-			return 0, err
-		}
-		for port := p.cfg.PortLow; port <= p.cfg.PortHigh; port++ {
-			if used[port] || !p.rt.PortFree(port) {
-				continue
-			}
-			got, err := p.store.SetPort(ctx, env.ID, port)
-			if errors.Is(err, store.ErrConflict) {
-				break // another deploy took it meanwhile: look again
-			}
-			return got, err
-		}
-	}
-	return 0, fmt.Errorf("no free port left in %d-%d (PGDECK_PORT_RANGE)", p.cfg.PortLow, p.cfg.PortHigh)
+	return p.claimPort(ctx, env.ID, store.InstancePrimary)
 }

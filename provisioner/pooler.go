@@ -33,7 +33,7 @@ func (r *JobRun) deployPooler(ctx context.Context, env store.Environment, settin
 	}
 	id := pooler(env.Name)
 	fresh := false
-	port, err := r.p.instancePort(ctx, env, store.InstancePooler, id)
+	port, err := r.p.instancePort(ctx, env, store.InstancePooler)
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,7 @@ func (p *Provisioner) checkPoolerConnect(ctx context.Context, id runtime.Instanc
 
 // instancePort returns the port recorded for one of the environment's
 // instances, allocating one first (see allocatePort).
-func (p *Provisioner) instancePort(ctx context.Context, env store.Environment, role string, id runtime.InstanceID) (int, error) {
+func (p *Provisioner) instancePort(ctx context.Context, env store.Environment, role string) (int, error) {
 	is, err := p.store.Instances(ctx, env.ID)
 	if err != nil {
 		return 0, err
@@ -213,6 +213,12 @@ func (p *Provisioner) instancePort(ctx context.Context, env store.Environment, r
 			return *in.Port, nil
 		}
 	}
+	return p.claimPort(ctx, env.ID, role)
+}
+
+// claimPort records for one of the environment's instances the lowest port
+// of the range that no instance has and nothing on the host listens on.
+func (p *Provisioner) claimPort(ctx context.Context, envID int64, role string) (int, error) {
 	for range 5 {
 		used, err := p.store.UsedPorts(ctx)
 		if err != nil {
@@ -222,14 +228,14 @@ func (p *Provisioner) instancePort(ctx context.Context, env store.Environment, r
 			if used[port] || !p.rt.PortFree(port) {
 				continue
 			}
-			got, err := p.store.SetInstancePort(ctx, env.ID, role, port)
+			got, err := p.store.SetInstancePort(ctx, envID, role, port)
 			if errors.Is(err, store.ErrConflict) {
-				break
+				break // another deploy took it meanwhile: look again
 			}
 			return got, err
 		}
 	}
-	return 0, fmt.Errorf("no free port left for %s in %d-%d (PGDECK_PORT_RANGE)", id, p.cfg.PortLow, p.cfg.PortHigh)
+	return 0, fmt.Errorf("no free port left for the %s in %d-%d (PGDECK_PORT_RANGE)", role, p.cfg.PortLow, p.cfg.PortHigh)
 }
 
 // hasPooler reports whether the environment has a PgBouncer recorded.

@@ -27,19 +27,7 @@ func ResolveSettings(env store.Environment, saved store.DatabaseSettings) (Deplo
 			conf[name] = v
 		}
 	}
-	pool := render.DefaultPoolerSettings()
-	if s := saved.PgBouncer; true {
-		pool.Enabled = s.Enabled
-		if s.PoolSize > 0 {
-			pool.PoolSize = s.PoolSize
-		}
-		if s.PoolMode != "" {
-			pool.PoolMode = s.PoolMode
-		}
-		if s.MaxClientConn > 0 {
-			pool.MaxClientConn = s.MaxClientConn
-		}
-	}
+	pool := EffectivePooler(saved.PgBouncer)
 	if ok, _ := render.PlanAllowsPooler(env.Plan); !ok {
 		pool.Enabled = false
 	}

@@ -37,6 +37,13 @@ type Environment struct {
 	// until a deploy has made it.
 	MonitorUser     string `db:"monitor_user"`
 	MonitorPassword []byte `db:"monitor_password"`
+	// ReplicaPort is the replica's port; nil when it has none.
+	ReplicaPort *int `db:"replica_port"`
+	// ReplicationUser is the role the replica streams as, and
+	// ReplicationPassword its sealed password; empty until a redeploy has
+	// prepared the primary for a replica.
+	ReplicationUser     string `db:"replication_user"`
+	ReplicationPassword []byte `db:"replication_password"`
 }
 
 // Deployed reports whether a deploy has succeeded.
@@ -45,7 +52,9 @@ func (e Environment) Deployed() bool { return e.DeployedAt != nil }
 const environmentColumns = `id, name, odoo_version, stage, plan, desired_state, created_at, updated_at,
 	(SELECT i.port FROM instances i WHERE i.environment_id = environments.id AND i.role = 'primary') AS port,
 	(SELECT i.port FROM instances i WHERE i.environment_id = environments.id AND i.role = 'pooler') AS pooler_port,
-	db_name, db_user, db_password, admin_password, deployed_at, monitor_user, monitor_password`
+	(SELECT i.port FROM instances i WHERE i.environment_id = environments.id AND i.role = 'replica') AS replica_port,
+	db_name, db_user, db_password, admin_password, deployed_at, monitor_user, monitor_password,
+	replication_user, replication_password`
 
 // CreateEnvironment inserts an environment; a duplicate name is ErrConflict.
 func (s *Store) CreateEnvironment(ctx context.Context, e Environment) (Environment, error) {
@@ -104,6 +113,21 @@ func (s *Store) SetCredentials(ctx context.Context, id int64, dbName, dbUser str
 	e, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Environment])
 	if err != nil {
 		return Environment{}, fmt.Errorf("store: set credentials of %d: %w", id, notFound(err))
+	}
+	return e, nil
+}
+
+// SetReplicationCredentials records the environment's replication role and
+// its sealed password, keeping ones already recorded.
+func (s *Store) SetReplicationCredentials(ctx context.Context, id int64, user string, password []byte) (Environment, error) {
+	rows, _ := s.Pool.Query(ctx, `UPDATE environments SET
+			replication_user = CASE WHEN replication_user = '' THEN $2 ELSE replication_user END,
+			replication_password = coalesce(replication_password, $3),
+			updated_at = now()
+		WHERE id = $1 RETURNING `+environmentColumns, id, user, password)
+	e, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Environment])
+	if err != nil {
+		return Environment{}, fmt.Errorf("store: set replication credentials of %d: %w", id, notFound(err))
 	}
 	return e, nil
 }

@@ -46,6 +46,25 @@ type PoolerDetails struct {
 	TotalXacts int64 `json:"total_xact_count"`
 }
 
+// ReplicaDetails are the replica's figures beyond its lag (Health.LagBytes,
+// LagSeconds) and severity (Health.Severity).
+type ReplicaDetails struct {
+	// SafeWALBytes is pg_replication_slots.safe_wal_size of the replica's
+	// slot on the primary: WAL the primary may still write before the
+	// replica would be lost; nil when unlimited or unknown.
+	SafeWALBytes *int64 `json:"safe_wal_bytes,omitempty"`
+	// WALStatus is the slot's wal_status (reserved, extended, unreserved,
+	// lost).
+	WALStatus string `json:"wal_status,omitempty"`
+	// ReceiverStatus is pg_stat_wal_receiver.status on the replica
+	// (streaming, …), empty when no WAL receiver runs.
+	ReceiverStatus string `json:"receiver_status,omitempty"`
+	// Detail is what an Error or Offline status comes from, in words, and
+	// LogLine the replica's relevant server log line.
+	Detail  string `json:"detail,omitempty"`
+	LogLine string `json:"log_line,omitempty"`
+}
+
 // DecodeDetails reads a Health.Details object into v (a *PrimaryDetails or
 // *PoolerDetails); an empty or unreadable object leaves v as it was and
 // reports false.

@@ -100,6 +100,14 @@ type Init struct {
 	// replication slot it streams through (InitBaseBackup only).
 	From InstanceID
 	Slot string
+	// User and Password are the replication role the base backup and then
+	// the standby log in to From as (InitBaseBackup only). The password is
+	// kept only where the standby's server reads it, readable by the
+	// run-as user alone.
+	User, Password string
+	// Progress, when set, is called while a base backup copies, with the
+	// bytes done and the total expected (0 when unknown).
+	Progress func(done, total int64)
 }
 
 // Program is the server an instance runs.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"pgdeck/provisioner/render"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/store"
 	"pgdeck/store/secret"
@@ -45,6 +46,10 @@ type Config struct {
 	// RequeueInterval is how often Run looks for jobs whose instance went
 	// away (another pgdeck sharing the store was killed) to resume them.
 	RequeueInterval time.Duration
+	// Capacity is what this server holds for environments' instances
+	// (PGDECK_CAPACITY); a replica must fit in what the deployed ones
+	// leave. A zero field is not counted.
+	Capacity render.Resources
 }
 
 // poolSpare is how many of the store's connections Run leaves to everything

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"time"
 
-	"pgdeck/provisioner/render"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/store"
 )
@@ -92,9 +91,28 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 		return err
 	}
 
+	replPassword := ""
+	if settings.ReadReplica {
+		env, err = r.p.store.SetReplicationCredentials(ctx, env.ID, replicationRole(env.Name), r.p.box.Seal(randomSecret()))
+		if err != nil {
+			return err
+		}
+		if replPassword, err = r.p.box.Open(env.ReplicationPassword); err != nil {
+			return err
+		}
+	} else if env.ReplicaPort != nil {
+		// Read replica turned off: the replica goes first (odoo.conf
+		// loses it, its slot is dropped), then the primary's settings.
+		r.Step(ctx, "Removing the read replica (turned off)", 15)
+		if err := r.removeReplica(ctx, env); err != nil {
+			return err
+		}
+		env.ReplicaPort = nil
+	}
+
 	r.Step(ctx, "Creating the PostgreSQL cluster", 20)
 	id := primary(env.Name)
-	spec := runtime.Spec{ID: id, Port: port, Conf: settings.PostgreSQLConf, HBA: render.HBA(env.DBName, env.DBUser, r.p.rt.ClientNetwork(env.Name))}
+	spec := runtime.Spec{ID: id, Port: port, Conf: settings.PostgreSQLConf, HBA: r.p.hba(env, settings)}
 	var previous map[string]string
 	if env.Deployed() {
 		applied, err := r.p.appliedSettings(ctx, env.ID)
@@ -103,14 +121,33 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 		}
 		previous = applied.PostgreSQLConf
 	}
+	// A standby must keep some settings at least as high as its primary's
+	// (or its recovery pauses): raised, they reach the replica first;
+	// lowered, the primary first.
+	replicaFirst := env.ReplicaPort != nil && raisesStandbyMinimum(previous, settings.PostgreSQLConf)
+	if replicaFirst {
+		if err := r.applyReplicaConf(ctx, env, settings, replPassword); err != nil {
+			return err
+		}
+	}
 	if err := r.applyPrimaryConf(ctx, spec, previous); err != nil {
 		return err
+	}
+	if env.ReplicaPort != nil && !replicaFirst {
+		if err := r.applyReplicaConf(ctx, env, settings, replPassword); err != nil {
+			return err
+		}
 	}
 	r.Step(ctx, "Creating the database and its role", 70)
 	// One psql session does it all (each psql start costs a connection):
 	// reload (a resumed deploy may find the server running with an older
 	// pg_hba.conf), the role, the database if missing, and its grants.
 	sql := monitorRoleSQL(env.MonitorUser, monitorPassword) + provisionSQL(env.DBName, env.DBUser, dbPassword)
+	if settings.ReadReplica {
+		sql += replicationSQL(env.ReplicationUser, replPassword)
+	} else if env.ReplicationUser != "" {
+		sql += "DROP ROLE IF EXISTS " + quoteIdent(env.ReplicationUser) + ";\n"
+	}
 	if _, err := r.p.rt.Exec(ctx, id, []byte(sql), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"); err != nil {
 		return err
 	}

@@ -54,7 +54,8 @@ type JobKind struct {
 
 // builtinKinds are the kinds every provisioner knows, one file each
 // (job_*.go). Read only: New copies it into the provisioner's registry.
-var builtinKinds = []JobKind{deployKind, redeployKind, stopKind, startKind, restartKind, deleteKind}
+var builtinKinds = []JobKind{deployKind, redeployKind, stopKind, startKind, restartKind, deleteKind,
+	deployReplicaKind, rebuildReplicaKind, removeReplicaKind}
 
 // ParseAction maps an action word from a URL to a job kind that users may
 // start by it (delete has its own confirmation and is not an action).

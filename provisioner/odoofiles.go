@@ -88,11 +88,17 @@ func (p *Provisioner) writeOdooFiles(ctx context.Context, env store.Environment,
 		host, port = p.rt.Address(pooler(env.Name))
 		maxConn = render.OdooMaxConnForPool(pool.PoolMode, pool.PoolSize, pool.MaxClientConn, render.PostgresPoolSize, render.PgdeckConnections)
 	}
-	text, err := render.OdooConfFile(render.OdooConf{
+	oc := render.OdooConf{
 		DBHost: host, DBPort: port, DBUser: env.DBUser, DBPassword: dbPassword, DBName: env.DBName,
 		DataDir: p.rt.EnvPath(env.Name, "filestore"), AdminPassword: adminPassword,
 		MaxConn: maxConn,
-	})
+	}
+	// A replica recorded (streaming once its deploy job ended) takes
+	// Odoo's read-only queries.
+	if env.ReplicaPort != nil && settings.ReadReplica {
+		oc.ReplicaHost, oc.ReplicaPort = p.rt.Address(replicaID(env.Name))
+	}
+	text, err := render.OdooConfFile(oc)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,10 @@ type DeploySettings struct {
 	// PgBouncer is the pooler's settings; nil (a job queued before pooling
 	// existed) or not Enabled: no pooler.
 	PgBouncer *render.PoolerSettings `json:"pgbouncer,omitempty"`
+	// ReadReplica prepares the primary for a streaming replica (its
+	// replication role, pg_hba line and max_slot_wal_keep_size); the
+	// replica itself is made by a deploy_replica job.
+	ReadReplica bool `json:"read_replica,omitempty"`
 }
 
 // BackupParams are a backup job's parameters (for the backup kind to come).

@@ -252,10 +252,17 @@ func (p *Provisioner) hasPooler(ctx context.Context, envID int64) (bool, error) 
 	return false, nil
 }
 
-// startAll starts the environment's primary, then its PgBouncer if it has one.
+// startAll starts the environment's primary, its replica and then its
+// PgBouncer, those it has.
 func (r *JobRun) startAll(ctx context.Context, env store.Environment) error {
 	if err := r.p.rt.Start(ctx, primary(env.Name)); err != nil {
 		return err
+	}
+	if env.ReplicaPort != nil {
+		r.Step(ctx, "Starting the replica", 70)
+		if err := r.p.rt.Start(ctx, replicaID(env.Name)); err != nil {
+			return err
+		}
 	}
 	has, err := r.p.hasPooler(ctx, env.ID)
 	if err != nil || !has {
@@ -265,9 +272,13 @@ func (r *JobRun) startAll(ctx context.Context, env store.Environment) error {
 	return r.p.rt.Start(ctx, pooler(env.Name))
 }
 
-// stopAll stops the environment's PgBouncer (clients first), then its primary.
+// stopAll stops the environment's PgBouncer (clients first), its replica,
+// then its primary.
 func (r *JobRun) stopAll(ctx context.Context, env store.Environment) error {
 	if err := r.p.rt.Stop(ctx, pooler(env.Name)); err != nil {
+		return err
+	}
+	if err := r.p.rt.Stop(ctx, replicaID(env.Name)); err != nil {
 		return err
 	}
 	return r.p.rt.Stop(ctx, primary(env.Name))

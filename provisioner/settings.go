@@ -31,7 +31,18 @@ func ResolveSettings(env store.Environment, saved store.DatabaseSettings) (Deplo
 	if ok, _ := render.PlanAllowsPooler(env.Plan); !ok {
 		pool.Enabled = false
 	}
-	return DeploySettings{PostgreSQLConf: conf, PgBouncer: &pool}, nil
+	replica := false
+	if ok, _ := render.PlanAllowsReplica(env.Plan); ok && saved.ReadReplica {
+		if major, _ := strconv.ParseFloat(env.OdooVersion, 64); major >= 18 {
+			replica = true
+			// wal_level replica, 10 WAL senders and 10 slots are
+			// PostgreSQL 15's defaults: the primary streams without a
+			// restart. A stuck replica's slot may hold back at most a
+			// tenth of the plan's storage before it is given up.
+			conf["max_slot_wal_keep_size"] = render.FormatBytes(max(res.Storage/10, 256*render.MiB))
+		}
+	}
+	return DeploySettings{PostgreSQLConf: conf, PgBouncer: &pool, ReadReplica: replica}, nil
 }
 
 // MaxConnectionsOf returns the max_connections a configuration sets

@@ -21,6 +21,10 @@ type OdooConf struct {
 	// MaxConn is Odoo's db_maxconn (see OdooMaxConn); Why says how it was
 	// chosen, written as a comment above it.
 	MaxConn MaxConn
+	// ReplicaHost and ReplicaPort, when set, are the read replica Odoo
+	// (18.0+) sends its read-only queries to (db_replica_host/port).
+	ReplicaHost string
+	ReplicaPort int
 }
 
 // MaxConn is a db_maxconn value and the reason for it.
@@ -63,6 +67,14 @@ func OdooConfFile(c OdooConf) ([]byte, error) {
 	}
 	fmt.Fprintf(&b, "; %s\n", c.MaxConn.Why)
 	fmt.Fprintf(&b, "db_maxconn = %d\n", c.MaxConn.Value)
+	if c.ReplicaHost != "" {
+		if strings.ContainsAny(c.ReplicaHost, "\r\n") || c.ReplicaPort <= 0 || c.ReplicaPort > 65535 {
+			return nil, fmt.Errorf("render: odoo.conf db_replica_host %q / db_replica_port %d invalid", c.ReplicaHost, c.ReplicaPort)
+		}
+		b.WriteString("; Odoo 18+ sends read-only queries (routes marked readonly) to the streaming replica.\n")
+		fmt.Fprintf(&b, "db_replica_host = %s\n", c.ReplicaHost)
+		fmt.Fprintf(&b, "db_replica_port = %d\n", c.ReplicaPort)
+	}
 	return []byte(b.String()), nil
 }
 
@@ -97,6 +109,12 @@ func HBA(dbName, dbUser, network string) []string {
 		"host all all 0.0.0.0/0 reject",
 		"host all all ::/0 reject",
 	}
+}
+
+// ReplicationHBA is the pg_hba.conf line that lets the replica's role stream
+// from the primary (it goes before HBA's reject lines).
+func ReplicationHBA(user, network string) string {
+	return fmt.Sprintf("host replication %s %s scram-sha-256", user, network)
 }
 
 // Connections of the primary that Odoo may not count on.

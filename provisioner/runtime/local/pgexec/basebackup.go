@@ -127,6 +127,9 @@ func (c *Cluster) runProgress(ctx context.Context, env []string, progress func(s
 		// A background WAL receiver may outlive its parent.
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
 	return strings.Join(out.tail, "\n"), err
 }
 

@@ -177,10 +177,11 @@ func (r *Runtime) load(id runtime.InstanceID) (*pgexec.Cluster, error) {
 	return r.cluster(id, port), nil
 }
 
-// Create makes the instance with initdb if it is missing and writes its
-// configuration from spec every time. A running instance reloads it, or
-// restarts when its port changed. A pooler gets its folder and port record
-// (see createPooler).
+// Create makes the instance if it is missing (a primary with initdb, a
+// replica with pg_basebackup from spec.Init.From, see standbyOptions) and
+// writes its configuration from spec every time. A running instance reads
+// it when reloaded, or restarts at once when its port changed. A pooler
+// gets its folder and port record (see createPooler).
 func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	id := spec.ID
 	if err := id.Validate(); err != nil {
@@ -189,14 +190,18 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	if isPooler(id) {
 		return r.createPooler(ctx, spec)
 	}
-	if id.Role != runtime.RolePrimary {
-		return fmt.Errorf("local runtime: create %s: role %q is not supported yet", id, id.Role)
-	}
-	if spec.Init.Kind != runtime.InitDB || spec.Program != runtime.ProgramPostgres {
-		return fmt.Errorf("local runtime: create %s: init %q / program %q are not supported yet", id, spec.Init.Kind, spec.Program)
+	if err := checkInit(spec); err != nil {
+		return fmt.Errorf("local runtime: create %s: %w", id, err)
 	}
 	if spec.Port < 1 || spec.Port > 65535 {
 		return fmt.Errorf("local runtime: create %s: port %d out of range 1-65535", id, spec.Port)
+	}
+	var standby *pgexec.StandbyOptions
+	if spec.Init.Kind == runtime.InitBaseBackup {
+		var err error
+		if standby, err = r.standbyOptions(spec); err != nil {
+			return fmt.Errorf("local runtime: create %s: %w", id, err)
+		}
 	}
 	defer r.lock(id)()
 
@@ -216,7 +221,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 		return fmt.Errorf("local runtime: create %s: %w", id, err)
 	}
 	created := !c.Initialized()
-	err := c.Init(ctx, pgexec.InitOptions{Conf: spec.Conf, HBA: spec.HBA})
+	err := c.Init(ctx, pgexec.InitOptions{Conf: spec.Conf, HBA: spec.HBA, Standby: standby})
 	if err != nil {
 		return fmt.Errorf("local runtime: create %s: %w", id, err)
 	}

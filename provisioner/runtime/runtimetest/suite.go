@@ -41,6 +41,13 @@ func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime, freePort f
 		}
 		testPooler(t, newRuntime(t), dbPort, poolPort)
 	})
+	t.Run("Replica", func(t *testing.T) {
+		dbPort, replPort := freePort(t), freePort(t)
+		for replPort == dbPort {
+			replPort = freePort(t)
+		}
+		testReplica(t, newRuntime(t), dbPort, replPort)
+	})
 }
 
 func primary(env string) runtime.InstanceID {
@@ -295,15 +302,39 @@ func testValidation(t *testing.T, rt runtime.Runtime, port int) {
 		{ID: runtime.InstanceID{Env: "ok", Role: "wizard"}, Port: port},
 		{ID: primary("no-port"), Port: 0},
 		{ID: primary("bad-conf"), Port: port, Conf: map[string]string{"work_mem": "1MB\nport = 1"}},
+		// A replica is a base backup of a PostgreSQL instance, through a
+		// slot, as a replication role with a password; nothing else is one.
+		{ID: replica("repl-initdb"), Port: port},
+		{ID: replica("repl-no-from"), Port: port, Init: replInit(runtime.InstanceID{}, replSlot, replUser, "pw")},
+		{ID: replica("repl-bad-from"), Port: port, Init: replInit(runtime.InstanceID{Env: "../x", Role: runtime.RolePrimary}, replSlot, replUser, "pw")},
+		{ID: replica("repl-self"), Port: port, Init: replInit(replica("repl-self"), replSlot, replUser, "pw")},
+		{ID: replica("repl-pooler"), Port: port, Init: replInit(pooler("repl-pooler"), replSlot, replUser, "pw")},
+		{ID: replica("repl-no-slot"), Port: port, Init: replInit(primary("repl-no-slot"), "", replUser, "pw")},
+		{ID: replica("repl-no-user"), Port: port, Init: replInit(primary("repl-no-user"), replSlot, "", "pw")},
+		{ID: replica("repl-no-pw"), Port: port, Init: replInit(primary("repl-no-pw"), replSlot, replUser, "")},
+		{ID: replica("repl-no-primary"), Port: port, Init: replInit(primary("repl-no-primary"), replSlot, replUser, "pw")},
+		{ID: replica("repl-program"), Port: port, Program: runtime.ProgramPgBouncer, Init: replInit(primary("repl-program"), replSlot, replUser, "pw")},
+		{ID: primary("primary-basebackup"), Port: port, Init: replInit(primary("other"), replSlot, replUser, "pw")},
+		{ID: primary("primary-slot"), Port: port, Init: runtime.Init{Slot: replSlot}},
 	}
 	for _, spec := range bad {
 		t.Run(spec.ID.String(), func(t *testing.T) {
 			cleanupRemoveIfValid(t, rt, spec.ID)
-			if err := rt.Create(ctx, spec); err == nil {
+			err := rt.Create(ctx, spec)
+			if err == nil {
 				t.Fatalf("create %+v succeeded", spec)
+			}
+			t.Logf("refused: %v", err)
+			if spec.ID.Validate() == nil {
+				wantState(t, rt, spec.ID, runtime.StateMissing)
 			}
 		})
 	}
+}
+
+// replInit is a base backup's init.
+func replInit(from runtime.InstanceID, slot, user, password string) runtime.Init {
+	return runtime.Init{Kind: runtime.InitBaseBackup, From: from, Slot: slot, User: user, Password: password}
 }
 
 func cleanupRemoveIfValid(t *testing.T, rt runtime.Runtime, id runtime.InstanceID) {

@@ -63,6 +63,10 @@ type InitOptions struct {
 	HBA []string
 	// SuperuserPassword, when set, is given to initdb (--pwfile) on creation.
 	SuperuserPassword string
+	// Standby, when set, makes the cluster a streaming replica: Init copies
+	// it from the primary with pg_basebackup instead of running initdb, and
+	// writes the standby's settings every time.
+	Standby *StandbyOptions
 }
 
 func (c *Cluster) superuser() string {

@@ -8,22 +8,32 @@ import (
 	"strings"
 )
 
-// Init creates the cluster with initdb unless it exists (a half-made data
-// directory without PG_VERSION is removed first), then (every time) writes
-// its settings: listen_addresses, port, unix_socket_directories,
-// unix_socket_permissions and opt.Conf into pgdeck.conf, included from
-// postgresql.conf, and pg_hba.conf. A running server needs Reload (or a
-// restart, for port and addresses) to apply them.
+// Init creates the cluster unless it exists (a half-made data directory
+// without PG_VERSION is removed first): with initdb, or for a standby
+// (opt.Standby) with pg_basebackup from its primary. Then (every time) it
+// writes its settings: listen_addresses, port, unix_socket_directories,
+// unix_socket_permissions, opt.Conf and a standby's primary_conninfo,
+// primary_slot_name and hot_standby into pgdeck.conf, included from
+// postgresql.conf, and pg_hba.conf; a standby also gets standby.signal and
+// its passfile. A running server needs Reload (or a restart, for port and
+// addresses) to apply them.
 func (c *Cluster) Init(ctx context.Context, opt InitOptions) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	initdb, err := binPath(c.BinDir, "initdb")
+	tool := "initdb"
+	if opt.Standby != nil {
+		tool = "pg_basebackup"
+		if err := opt.Standby.validate(); err != nil {
+			return fmt.Errorf("pgexec: init %s: %w", c.DataDir, err)
+		}
+	}
+	bin, err := binPath(c.BinDir, tool)
 	if err != nil {
 		return err
 	}
 	// Refuse bad settings before creating anything.
-	if _, err := c.renderConf(opt.Conf); err != nil {
+	if _, err := c.renderConf(opt.Conf, opt.Standby); err != nil {
 		return fmt.Errorf("pgexec: init %s: %w", c.DataDir, err)
 	}
 	if _, err := c.renderHBA(opt.HBA); err != nil {
@@ -33,11 +43,16 @@ func (c *Cluster) Init(ctx context.Context, opt InitOptions) error {
 		return err
 	}
 	if !c.Initialized() {
-		if err := c.initdb(ctx, initdb, opt); err != nil {
+		if opt.Standby != nil {
+			err = c.baseBackup(ctx, bin, opt)
+		} else {
+			err = c.initdb(ctx, bin, opt)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	if err := c.writeSettings(opt); err != nil {
+	if err := c.writeSettings(c.DataDir, opt); err != nil {
 		return fmt.Errorf("pgexec: write settings of %s: %w", c.DataDir, err)
 	}
 	return nil
@@ -88,7 +103,7 @@ func (c *Cluster) prepareDirs() error {
 func (c *Cluster) initdb(ctx context.Context, initdb string, opt InitOptions) error {
 	var lastErr error
 	for _, locale := range []string{"C.UTF-8", "C"} {
-		tmp, err := c.freshDataDir()
+		tmp, err := c.freshDataDir(initdbPattern)
 		if err != nil {
 			return err
 		}
@@ -130,31 +145,38 @@ func (c *Cluster) initdb(ctx context.Context, initdb string, opt InitOptions) er
 	return lastErr
 }
 
-// initdbPattern names the folders initdb runs in before they become DataDir.
-const initdbPattern = ".initdb-*"
+// initdbPattern and baseBackupPattern name the folders initdb and
+// pg_basebackup run in before they become DataDir.
+const (
+	initdbPattern     = ".initdb-*"
+	baseBackupPattern = ".basebackup-*"
+)
 
 // freshDataDir removes a half-made data directory and what earlier initdb
-// runs left (stopping server processes still working there), then creates
-// an empty folder beside DataDir for initdb, owned by the run-as user
-// (initdb cannot create it in a root-owned parent), and returns its path.
-func (c *Cluster) freshDataDir() (string, error) {
+// and pg_basebackup runs left (stopping server processes still working
+// there), then creates an empty folder beside DataDir named after pattern,
+// owned by the run-as user (initdb cannot create it in a root-owned
+// parent), and returns its path.
+func (c *Cluster) freshDataDir(pattern string) (string, error) {
 	if _, err := os.Lstat(c.DataDir); err == nil {
 		c.logger().Warn("removing half-made postgresql data directory (no PG_VERSION)", "data_dir", c.DataDir)
 		if err := os.RemoveAll(c.DataDir); err != nil {
 			return "", fmt.Errorf("pgexec: remove half-made data directory: %w", err)
 		}
 	}
-	leftovers, _ := filepath.Glob(c.DataDir + initdbPattern)
-	for _, d := range leftovers {
-		c.logger().Warn("removing what an interrupted initdb left", "dir", d)
-		if pids := serverProcesses(d); len(pids) > 0 {
-			killAll(context.Background(), pids, d)
-		}
-		if err := os.RemoveAll(d); err != nil {
-			return "", fmt.Errorf("pgexec: remove what an interrupted initdb left: %w", err)
+	for _, p := range []string{initdbPattern, baseBackupPattern} {
+		leftovers, _ := filepath.Glob(c.DataDir + p)
+		for _, d := range leftovers {
+			c.logger().Warn("removing what an interrupted initdb or pg_basebackup left", "dir", d)
+			if pids := serverProcesses(d); len(pids) > 0 {
+				killAll(context.Background(), pids, d)
+			}
+			if err := os.RemoveAll(d); err != nil {
+				return "", fmt.Errorf("pgexec: remove what an interrupted initdb or pg_basebackup left: %w", err)
+			}
 		}
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(c.DataDir), filepath.Base(c.DataDir)+initdbPattern)
+	tmp, err := os.MkdirTemp(filepath.Dir(c.DataDir), filepath.Base(c.DataDir)+pattern)
 	if err != nil {
 		return "", fmt.Errorf("pgexec: create data directory: %w", err)
 	}

@@ -29,6 +29,10 @@ var managedSettings = map[string]bool{
 	"config_file":             true,
 	"hba_file":                true,
 	"ident_file":              true,
+	// A standby's (see StandbyOptions).
+	"primary_conninfo":  true,
+	"primary_slot_name": true,
+	"hot_standby":       true,
 }
 
 var settingName = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$`)
@@ -41,9 +45,9 @@ func quoteConfValue(v string) string {
 	return "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", "''") + "'"
 }
 
-// renderConf renders pgdeck.conf: the settings from opt first (sorted), then
-// the ones the cluster manages.
-func (c *Cluster) renderConf(extra map[string]string) (string, error) {
+// renderConf renders pgdeck.conf: the settings from extra first (sorted),
+// then the ones the cluster manages, then a standby's when standby is set.
+func (c *Cluster) renderConf(extra map[string]string, standby *StandbyOptions) (string, error) {
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
 		keys = append(keys, k)
@@ -75,6 +79,11 @@ func (c *Cluster) renderConf(extra map[string]string) (string, error) {
 	fmt.Fprintf(&b, "port = %d\n", c.Port)
 	fmt.Fprintf(&b, "unix_socket_directories = %s\n", quoteConfValue(sockDir))
 	b.WriteString("unix_socket_permissions = 0700\n")
+	if standby != nil {
+		fmt.Fprintf(&b, "primary_conninfo = %s\n", quoteConfValue(standby.conninfo()))
+		fmt.Fprintf(&b, "primary_slot_name = %s\n", quoteConfValue(standby.Slot))
+		b.WriteString("hot_standby = on\n")
+	}
 	return b.String(), nil
 }
 
@@ -97,10 +106,12 @@ func (c *Cluster) renderHBA(lines []string) (string, error) {
 	return b.String(), nil
 }
 
-// writeSettings writes pgdeck.conf and pg_hba.conf and makes sure
-// postgresql.conf includes pgdeck.conf.
-func (c *Cluster) writeSettings(opt InitOptions) error {
-	conf, err := c.renderConf(opt.Conf)
+// writeSettings writes pgdeck.conf and pg_hba.conf into the data directory
+// dir (DataDir, or a base backup before it becomes DataDir) and makes sure
+// postgresql.conf includes pgdeck.conf; a standby also gets standby.signal
+// and its passfile.
+func (c *Cluster) writeSettings(dir string, opt InitOptions) error {
+	conf, err := c.renderConf(opt.Conf, opt.Standby)
 	if err != nil {
 		return err
 	}
@@ -108,13 +119,21 @@ func (c *Cluster) writeSettings(opt InitOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := c.writeFile(filepath.Join(c.DataDir, confFileName), []byte(conf), 0o600); err != nil {
+	if s := opt.Standby; s != nil {
+		if err := c.writeFile(s.PassFile, []byte(s.passfileLine()), 0o600); err != nil {
+			return err
+		}
+		if err := c.writeFile(filepath.Join(dir, standbySignal), nil, 0o600); err != nil {
+			return err
+		}
+	}
+	if err := c.writeFile(filepath.Join(dir, confFileName), []byte(conf), 0o600); err != nil {
 		return err
 	}
-	if err := c.writeFile(filepath.Join(c.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+	if err := c.writeFile(filepath.Join(dir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
 		return err
 	}
-	main := filepath.Join(c.DataDir, "postgresql.conf")
+	main := filepath.Join(dir, "postgresql.conf")
 	cur, err := os.ReadFile(main)
 	if err != nil {
 		return err

@@ -107,7 +107,8 @@ test-odoo: deps
 	exit $${PIPESTATUS[0]}
 
 ## bench: deploy time against the raw tools (ratio x-raw), pgbench -C direct vs
-## through PgBouncer (ratio x-direct), monitor tick cost.
+## through PgBouncer (ratio x-direct), replica deploy vs raw pg_basebackup +
+## standby start (x-raw), monitor tick cost.
 ## Packages run one at a time (-p 1) so that they do not skew each other.
 bench: deps
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime 5x -timeout 30m ./provisioner/ ./monitor/

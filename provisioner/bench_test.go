@@ -139,6 +139,11 @@ func (r *rawCluster) remove() {
 }
 
 func (r *rawCluster) run(setsid bool, name string, args ...string) {
+	r.runEnv(setsid, nil, name, args...)
+}
+
+// runEnv is run with more environment variables (they win over run's).
+func (r *rawCluster) runEnv(setsid bool, extra []string, name string, args ...string) []byte {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(r.bin, name), args...)
@@ -153,8 +158,11 @@ func (r *rawCluster) run(setsid bool, name string, args ...string) {
 	if r.runAs.Set && r.runAs.UID != os.Geteuid() {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(r.runAs.UID), Gid: uint32(r.runAs.GID)}
 	}
+	cmd.Env = append(cmd.Env, extra...)
 	cmd.WaitDelay = 10 * time.Second
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		r.b.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
+	return out
 }

@@ -10,26 +10,17 @@ import (
 
 	"pgdeck/provisioner/render"
 	"pgdeck/provisioner/runtime"
+	"pgdeck/store"
 )
 
-// appliedSettings returns the settings the last deploy or redeploy applied;
-// for an environment deployed before pgdeck recorded them, the configuration
-// every deploy wrote then (render.PrimaryConf), PgBouncer off.
-func (p *Provisioner) appliedSettings(ctx context.Context, envID int64) (DeploySettings, error) {
-	saved, err := p.store.DatabaseSettings(ctx, envID)
+// appliedSettings returns the settings the last deploy or redeploy applied
+// (see AppliedSettings).
+func (p *Provisioner) appliedSettings(ctx context.Context, env store.Environment) (DeploySettings, error) {
+	saved, err := p.store.DatabaseSettings(ctx, env.ID)
 	if err != nil {
 		return DeploySettings{}, err
 	}
-	var applied DeploySettings
-	if len(saved.Applied) > 0 {
-		if err := json.Unmarshal(saved.Applied, &applied); err != nil {
-			return DeploySettings{}, fmt.Errorf("applied settings of %d: %w", envID, err)
-		}
-	}
-	if applied.PostgreSQLConf == nil {
-		applied.PostgreSQLConf = render.PrimaryConf()
-	}
-	return applied, nil
+	return AppliedSettings(env, saved)
 }
 
 // recordApplied stores the settings a deploy or redeploy has just applied.

@@ -115,7 +115,7 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 	spec := runtime.Spec{ID: id, Port: port, Conf: settings.PostgreSQLConf, HBA: r.p.hba(env, settings)}
 	var previous map[string]string
 	if env.Deployed() {
-		applied, err := r.p.appliedSettings(ctx, env.ID)
+		applied, err := r.p.appliedSettings(ctx, env)
 		if err != nil {
 			return err
 		}

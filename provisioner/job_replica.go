@@ -83,7 +83,7 @@ func (r *JobRun) deployReplica(ctx context.Context, env store.Environment, rebui
 	if err := RequirementsMet(reqs); err != nil {
 		return err
 	}
-	applied, err := r.p.appliedSettings(ctx, env.ID)
+	applied, err := r.p.appliedSettings(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func (r *JobRun) waitStreaming(ctx context.Context, id runtime.InstanceID) error
 // slot. The primary is not restarted and keeps serving writes.
 func (r *JobRun) removeReplica(ctx context.Context, env store.Environment) error {
 	r.Step(ctx, "Taking the replica out of odoo.conf", 10)
-	applied, err := r.p.appliedSettings(ctx, env.ID)
+	applied, err := r.p.appliedSettings(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -304,7 +304,7 @@ func raisesStandbyMinimum(old, new map[string]string) bool {
 // applyReplicaConf gives the replica the primary's tuning (a standby must
 // match it) and applies it as applyPrimaryConf does.
 func (r *JobRun) applyReplicaConf(ctx context.Context, env store.Environment, settings DeploySettings, replPassword string) error {
-	applied, err := r.p.appliedSettings(ctx, env.ID)
+	applied, err := r.p.appliedSettings(ctx, env)
 	if err != nil {
 		return err
 	}

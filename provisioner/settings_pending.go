@@ -90,15 +90,20 @@ func PendingChanges(env store.Environment, saved store.DatabaseSettings) ([]Pend
 			}
 		}
 	}
+	if applied.ReadReplica != want.ReadReplica {
+		out = append(out, PendingChange{Name: "read_replica.enabled", Old: onOff[applied.ReadReplica], New: onOff[want.ReadReplica]})
+	}
 	return out, nil
 }
 
 // AppliedSettings returns what the last deploy or redeploy of env applied:
 // the snapshot it recorded, or, for an environment deployed before
-// snapshots were recorded, what empty settings resolve to.
+// snapshots were recorded, what every deploy wrote then (render.PrimaryConf,
+// PgBouncer off): the plan's recommendation is then pending, as it is.
 func AppliedSettings(env store.Environment, saved store.DatabaseSettings) (DeploySettings, error) {
 	if len(saved.Applied) == 0 || string(saved.Applied) == "null" {
-		return ResolveSettings(env, store.DatabaseSettings{})
+		pool := render.DefaultPoolerSettings()
+		return DeploySettings{PostgreSQLConf: render.PrimaryConf(), PgBouncer: &pool}, nil
 	}
 	var d DeploySettings
 	if err := json.Unmarshal(saved.Applied, &d); err != nil {

@@ -38,12 +38,9 @@ func TestPendingChanges(t *testing.T) {
 	}{
 		{name: "not deployed: its first deploy applies everything", env: notDeployed,
 			saved: store.DatabaseSettings{Parameters: map[string]string{"work_mem": "8MB"}, PgBouncer: store.PoolerSettings{Enabled: true}}},
-		{name: "deployed before snapshots, nothing saved", env: deployedEnv("pro")},
-		{name: "deployed before snapshots, an override", env: deployedEnv("pro"),
-			saved: store.DatabaseSettings{Parameters: map[string]string{"work_mem": "8MB"}},
-			want:  []provisioner.PendingChange{{Name: "work_mem", Old: "5041kB", New: "8MB"}}},
 		{name: "an override equal to the recommendation", env: deployedEnv("pro"),
-			saved: store.DatabaseSettings{Parameters: map[string]string{"work_mem": "5041kB", "shared_buffers": "1024MB"}}},
+			saved: store.DatabaseSettings{Parameters: map[string]string{"work_mem": "5041kB", "shared_buffers": "1024MB"},
+				Applied: snapshot("pro", store.DatabaseSettings{}, nil)}},
 		{name: "values compared by meaning", env: deployedEnv("pro"),
 			saved: store.DatabaseSettings{Parameters: map[string]string{"shared_buffers": "1GB", "random_page_cost": "1.10"},
 				Applied: snapshot("pro", store.DatabaseSettings{}, func(d *provisioner.DeploySettings) {
@@ -71,10 +68,11 @@ func TestPendingChanges(t *testing.T) {
 			})},
 			want: []provisioner.PendingChange{{Name: "log_min_duration_statement", Old: "1s", New: ""}}},
 		{name: "PgBouncer turned on with the defaults", env: deployedEnv("pro"),
-			saved: store.DatabaseSettings{PgBouncer: store.PoolerSettings{Enabled: true}},
+			saved: store.DatabaseSettings{PgBouncer: store.PoolerSettings{Enabled: true}, Applied: snapshot("pro", store.DatabaseSettings{}, nil)},
 			want:  []provisioner.PendingChange{{Name: "pgbouncer.enabled", Old: "off", New: "on"}}},
 		{name: "PgBouncer turned on with its own pool", env: deployedEnv("pro"),
-			saved: store.DatabaseSettings{PgBouncer: store.PoolerSettings{Enabled: true, PoolSize: 30, PoolMode: "session", MaxClientConn: 200}},
+			saved: store.DatabaseSettings{PgBouncer: store.PoolerSettings{Enabled: true, PoolSize: 30, PoolMode: "session", MaxClientConn: 200},
+				Applied: snapshot("pro", store.DatabaseSettings{}, nil)},
 			want: []provisioner.PendingChange{
 				{Name: "pgbouncer.enabled", Old: "off", New: "on"},
 				{Name: "pgbouncer.pool_size", Old: "20", New: "30"},
@@ -91,7 +89,7 @@ func TestPendingChanges(t *testing.T) {
 		{name: "a snapshot from before pooling", env: deployedEnv("pro"),
 			saved: store.DatabaseSettings{Applied: snapshot("pro", store.DatabaseSettings{}, func(d *provisioner.DeploySettings) { d.PgBouncer = nil })}},
 		{name: "PgBouncer saved on but the plan does not allow it", env: deployedEnv("starter"),
-			saved: store.DatabaseSettings{PgBouncer: store.PoolerSettings{Enabled: true}}},
+			saved: store.DatabaseSettings{PgBouncer: store.PoolerSettings{Enabled: true}, Applied: snapshot("starter", store.DatabaseSettings{}, nil)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,6 +102,29 @@ func TestPendingChanges(t *testing.T) {
 			}
 		})
 	}
+
+	// An environment deployed before snapshots runs what every deploy
+	// wrote then (render.PrimaryConf): the plan's tuning is pending.
+	t.Run("deployed before snapshots", func(t *testing.T) {
+		got, err := provisioner.PendingChanges(deployedEnv("pro"), store.DatabaseSettings{Parameters: map[string]string{"work_mem": "8MB"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []provisioner.PendingChange{
+			{Name: "shared_buffers", Old: "128MB", New: "1GB", Restart: true},
+			{Name: "work_mem", Old: "", New: "8MB"},
+			{Name: "max_connections", Old: "100", New: "200", Restart: true},
+		} {
+			if !slices.Contains(got, want) {
+				t.Errorf("pending %v lacks %v", got, want)
+			}
+		}
+		for _, c := range got {
+			if c.Name == "password_encryption" || c.Name == "log_line_prefix" {
+				t.Errorf("pending lists %s, which every deploy sets alike", c.Name)
+			}
+		}
+	})
 
 	t.Run("an unreadable snapshot", func(t *testing.T) {
 		_, err := provisioner.PendingChanges(deployedEnv("pro"), store.DatabaseSettings{Applied: json.RawMessage(`[1]`)})

@@ -28,14 +28,31 @@ func (a *app) envOn(name, plan string) store.Environment {
 	return e
 }
 
-// markDeployed records a deploy without running one (the settings pages
-// then show what waits for a redeploy).
+// markDeployed records a deploy of the settings as saved without running
+// one, with the snapshot a deploy records (the settings pages then show what
+// waits for a redeploy).
 func (a *app) markDeployed(e store.Environment) store.Environment {
 	a.t.Helper()
-	if err := a.st.MarkDeployed(context.Background(), e.ID); err != nil {
+	ctx := context.Background()
+	saved, err := a.st.DatabaseSettings(ctx, e.ID)
+	if err != nil {
 		a.t.Fatal(err)
 	}
-	e, err := a.st.EnvironmentByID(context.Background(), e.ID)
+	applied, err := provisioner.ResolveSettings(e, saved)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	snap, err := json.Marshal(applied)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := a.st.SetAppliedSettings(ctx, e.ID, snap); err != nil {
+		a.t.Fatal(err)
+	}
+	if err := a.st.MarkDeployed(ctx, e.ID); err != nil {
+		a.t.Fatal(err)
+	}
+	e, err = a.st.EnvironmentByID(ctx, e.ID)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -430,7 +447,8 @@ func TestPendingNotice(t *testing.T) {
 	e = a.markDeployed(e)
 	a.api(http.MethodPut, "/api/v1/environments/erp/database/settings", tok,
 		`{"parameters": {"shared_buffers": "1536MB"}, "pgbouncer": {"enabled": true, "pool_size": 30}}`).want(t, http.StatusOK)
-	want := "shared_buffers: 1GB → 1536MB restart|work_mem: 5041kB → 8MB|pgbouncer.enabled: off → on|pgbouncer.pool_size: 20 → 30"
+	// The first deploy applied work_mem 8MB, saved before it.
+	want := "shared_buffers: 1GB → 1536MB restart|pgbouncer.enabled: off → on|pgbouncer.pool_size: 20 → 30"
 	for _, path := range []string{"/environments/erp", "/environments/erp/settings/database", "/environments/erp/pending"} {
 		if got := strings.Join(pendingLines(c.get(path).want(t, http.StatusOK)), "|"); got != want {
 			t.Errorf("%s: notice %q, want %q", path, got, want)
@@ -439,7 +457,7 @@ func TestPendingNotice(t *testing.T) {
 	v := a.clientFrom("192.0.2.11")
 	v.login(t, "viewer@example.com")
 	vp := v.get("/environments/erp").want(t, http.StatusOK)
-	if len(pendingLines(vp)) != 4 || vp.Find("#pending-redeploy").Length() != 0 {
+	if strings.Join(pendingLines(vp), "|") != want || vp.Find("#pending-redeploy").Length() != 0 {
 		t.Errorf("a viewer's notice: %q, redeploy button %d", pendingLines(vp), vp.Find("#pending-redeploy").Length())
 	}
 
@@ -500,7 +518,7 @@ func TestAPIDatabaseSettings(t *testing.T) {
 	}
 
 	put := a.api(http.MethodPut, path, owner, `{"parameters": {"work_mem": "8MB", "max_connections": 150}, "pgbouncer": {"enabled": true, "pool_size": 30}, "read_replica": {"enabled": true}}`).want(t, http.StatusOK)
-	if got := mustJSON(put.JSON["pending"]); got != `["work_mem","max_connections","pgbouncer.enabled","pgbouncer.pool_size"]` {
+	if got := mustJSON(put.JSON["pending"]); got != `["work_mem","max_connections","max_slot_wal_keep_size","pgbouncer.enabled","pgbouncer.pool_size","read_replica.enabled"]` {
 		t.Errorf("pending after the PUT = %s", got)
 	}
 	if got := paramField(put, "work_mem", "saved"); got != "8MB" {

@@ -147,4 +147,3 @@ func TestConfirm(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }

@@ -146,4 +146,3 @@ func TestConfirm(t *testing.T) {
 		})
 	}
 }
-

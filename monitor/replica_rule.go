@@ -168,6 +168,7 @@ func classifyReplicaLog(line string) (string, bool) {
 // relevantLogLine picks from the tail of a replica's server log the line
 // that tells why it does not stream: the last walreceiver failure or known
 // break since the server last started, unless streaming started after it.
+// "recovery has paused" alone is not one: an operator's pause logs it too.
 func relevantLogLine(tail string) string {
 	lines := strings.Split(tail, "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
@@ -184,8 +185,7 @@ func relevantLogLine(tail string) string {
 			found = ""
 		case strings.Contains(l, "could not connect to the primary server"),
 			strings.Contains(l, "could not receive data from WAL stream"),
-			strings.Contains(l, "could not start WAL streaming"),
-			strings.Contains(l, "recovery has paused"):
+			strings.Contains(l, "could not start WAL streaming"):
 			found = l
 		default:
 			if _, ok := classifyReplicaLog(l); ok {

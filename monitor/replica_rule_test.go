@@ -176,6 +176,8 @@ func TestRelevantLogLine(t *testing.T) {
 		{"slot missing", strings.Join([]string{start, ready, noSlot}, "\n"), noSlot},
 		{"the last failure wins", strings.Join([]string{start, noSlot, refused}, "\n"), refused},
 		{"streaming again after a failure", strings.Join([]string{start, refused, streams}, "\n"), ""},
+		{"an operator's pause is no failure", strings.Join([]string{start, streams,
+			"2024-05-01 10:00:09 UTC [12] LOG:  recovery has paused"}, "\n"), ""},
 		{"a failure before the last start is forgotten", strings.Join([]string{start, noSlot, start, ready}, "\n"), ""},
 	}
 	for _, tc := range cases {

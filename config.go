@@ -24,12 +24,18 @@ type Config struct {
 	MonitorInterval time.Duration
 	MonitorTimeout  time.Duration
 	MonitorConfirm  int
-	SecretKeyFile   string
-	LogFormat       string
-	LogLevel        string
-	PGBinDir        string
-	PortRange       string
-	Workers         int
+	// The replica lag thresholds: over Warn a replica is Lagging with
+	// severity warning, over Crit critical.
+	ReplicaWarnBytes int64
+	ReplicaWarnLag   time.Duration
+	ReplicaCritBytes int64
+	ReplicaCritLag   time.Duration
+	SecretKeyFile    string
+	LogFormat        string
+	LogLevel         string
+	PGBinDir         string
+	PortRange        string
+	Workers          int
 	// ShutdownGrace is how long a stopping pgdeck waits for running jobs
 	// before cancelling them (they resume at the next start).
 	ShutdownGrace time.Duration
@@ -62,6 +68,10 @@ var configVars = []configVar{
 	{"monitor-interval", "PGDECK_MONITOR_INTERVAL", "5s", "time between health checks"},
 	{"monitor-timeout", "PGDECK_MONITOR_TIMEOUT", "3s", "time one health check may take"},
 	{"monitor-confirm", "PGDECK_MONITOR_CONFIRM", "2", "consecutive agreeing checks before a health status changes"},
+	{"replica-warn-bytes", "PGDECK_REPLICA_WARN_BYTES", "50MB", "replica lag (WAL not replayed) over which it is Lagging, severity warning: bytes, or with kB, MB, GB"},
+	{"replica-warn-seconds", "PGDECK_REPLICA_WARN_SECONDS", "15", "replica lag in seconds over which it is Lagging, severity warning"},
+	{"replica-crit-bytes", "PGDECK_REPLICA_CRIT_BYTES", "100MB", "replica lag over which it is Lagging, severity critical: bytes, or with kB, MB, GB"},
+	{"replica-crit-seconds", "PGDECK_REPLICA_CRIT_SECONDS", "30", "replica lag in seconds over which it is Lagging, severity critical"},
 	{"secret-key-file", "PGDECK_SECRET_KEY_FILE", "", "AES key file for database passwords; empty: <data-dir>/secret.key (created 0600)"},
 	{"log-format", "PGDECK_LOG_FORMAT", "text", "log format: text or json"},
 	{"log-level", "PGDECK_LOG_LEVEL", "info", "log level: debug, info, warn or error"},
@@ -120,6 +130,7 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 	if c.MonitorConfirm, err = strconv.Atoi(get("monitor-confirm")); err != nil || c.MonitorConfirm < 1 || c.MonitorConfirm > 10 {
 		errs = append(errs, fmt.Errorf("PGDECK_MONITOR_CONFIRM: want 1 to 10, got %q", get("monitor-confirm")))
 	}
+	errs = append(errs, c.loadReplicaThresholds(get)...)
 	if c.Workers, err = strconv.Atoi(get("workers")); err != nil || c.Workers < 1 || c.Workers > 64 {
 		errs = append(errs, fmt.Errorf("PGDECK_WORKERS: want 1 to 64, got %q", get("workers")))
 	}
@@ -181,6 +192,63 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 		errs = append(errs, errors.New("PGDECK_TLS_CERT_FILE and PGDECK_TLS_KEY_FILE go together"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// loadReplicaThresholds reads the replica lag thresholds: each positive,
+// and a critical one not below its warning one.
+func (c *Config) loadReplicaThresholds(get func(string) string) []error {
+	var errs []error
+	var ok bool
+	if c.ReplicaWarnBytes, ok = parseBytes(get("replica-warn-bytes")); !ok {
+		errs = append(errs, fmt.Errorf("PGDECK_REPLICA_WARN_BYTES: want a positive size such as 52428800 or 50MB, got %q", get("replica-warn-bytes")))
+	}
+	if c.ReplicaCritBytes, ok = parseBytes(get("replica-crit-bytes")); !ok {
+		errs = append(errs, fmt.Errorf("PGDECK_REPLICA_CRIT_BYTES: want a positive size such as 104857600 or 100MB, got %q", get("replica-crit-bytes")))
+	}
+	if c.ReplicaWarnLag, ok = parseSeconds(get("replica-warn-seconds")); !ok {
+		errs = append(errs, fmt.Errorf("PGDECK_REPLICA_WARN_SECONDS: want a positive number of seconds such as 15, got %q", get("replica-warn-seconds")))
+	}
+	if c.ReplicaCritLag, ok = parseSeconds(get("replica-crit-seconds")); !ok {
+		errs = append(errs, fmt.Errorf("PGDECK_REPLICA_CRIT_SECONDS: want a positive number of seconds such as 30, got %q", get("replica-crit-seconds")))
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if c.ReplicaCritBytes < c.ReplicaWarnBytes {
+		errs = append(errs, fmt.Errorf("PGDECK_REPLICA_CRIT_BYTES (%q) is below PGDECK_REPLICA_WARN_BYTES (%q)", get("replica-crit-bytes"), get("replica-warn-bytes")))
+	}
+	if c.ReplicaCritLag < c.ReplicaWarnLag {
+		errs = append(errs, fmt.Errorf("PGDECK_REPLICA_CRIT_SECONDS (%q) is below PGDECK_REPLICA_WARN_SECONDS (%q)", get("replica-crit-seconds"), get("replica-warn-seconds")))
+	}
+	return errs
+}
+
+// parseBytes reads a positive size: a number of bytes, or one with the
+// unit kB, MB, GB or TB (1024-based, as PostgreSQL reads them), with or
+// without a space.
+func parseBytes(s string) (int64, bool) {
+	num := strings.TrimSpace(s)
+	mult := int64(1)
+	for i, u := range []string{"kB", "MB", "GB", "TB"} {
+		if rest, ok := strings.CutSuffix(num, u); ok {
+			num, mult = strings.TrimSpace(rest), int64(1)<<(10*(i+1))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, false
+	}
+	return n * mult, true
+}
+
+// parseSeconds reads a positive number of seconds (15, 0.5).
+func parseSeconds(s string) (time.Duration, bool) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || f <= 0 || f > 1e9 {
+		return 0, false
+	}
+	return time.Duration(f * float64(time.Second)), true
 }
 
 func parseLevel(s string) (slog.Level, error) {

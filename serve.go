@@ -61,6 +61,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 
 	mon := monitor.New(monitor.Config{
 		Interval: cfg.MonitorInterval, Timeout: cfg.MonitorTimeout, Confirm: cfg.MonitorConfirm,
+		Replica: monitor.ReplicaThresholds{
+			WarnBytes: cfg.ReplicaWarnBytes, WarnLag: cfg.ReplicaWarnLag,
+			CritBytes: cfg.ReplicaCritBytes, CritLag: cfg.ReplicaCritLag,
+		},
 	}, st, rt, box, log)
 	metrics := promhttp.HandlerFor(monitor.NewRegistry(mon, st), promhttp.HandlerOpts{})
 

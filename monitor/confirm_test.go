@@ -146,5 +146,3 @@ func TestConfirm(t *testing.T) {
 		})
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -510,3 +510,153 @@ func (p *testPooler) kill(tb testing.TB) {
 		return !testkit.Alive(pid), "still alive"
 	})
 }
+
+// The replication role a hand-made replica streams as (addReplica).
+const (
+	testReplUser     = "pgdeck_repl"
+	testReplPassword = "r3plica-Pa55"
+)
+
+func replica(name string) runtime.InstanceID {
+	return runtime.InstanceID{Env: name, Role: runtime.RoleReplica}
+}
+
+// psql runs sql (statements one by one) as the superuser in the instance's
+// postgres database and returns the unaligned output.
+func (f *fixture) psql(id runtime.InstanceID, sql string) string {
+	f.tb.Helper()
+	out, err := f.rt.Exec(context.Background(), id, []byte(sql), "psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", "postgres")
+	if err != nil {
+		f.tb.Fatalf("psql in %s: %v: %s", id, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// addReplica makes a streaming hot standby of e's primary by hand, as the
+// provisioner's replica jobs will (e needs its cluster and the monitoring
+// role, which the base backup copies): a replication role with its
+// pg_hba line, the slot ReplicaSlot and a finite max_slot_wal_keep_size
+// (so that the slot reports safe_wal_size) on the primary; pg_basebackup
+// through the slot into the folder where the local runtime looks for the
+// replica instance (<root>/<env>/replica/pgdata), its own pgdeck.conf
+// (port, socket folder), standby.signal and primary_conninfo over TCP with
+// application_name <env>_replica. The runtime then starts, stops,
+// addresses and reports it like any instance; it is removed when the test
+// ends. It returns e read again, with its ReplicaPort, once the primary
+// shows the replica streaming.
+func (f *fixture) addReplica(e store.Environment) store.Environment {
+	f.tb.Helper()
+	ctx := context.Background()
+	as, err := pgexec.DefaultRunAs()
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	pid := primary(e.Name)
+	pdata := filepath.Join(f.rt.InstanceDir(pid), "pgdata")
+	hba, err := os.OpenFile(filepath.Join(pdata, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	fmt.Fprintf(hba, "host replication %s 127.0.0.1/32 scram-sha-256\n", testReplUser)
+	hba.Close()
+	f.psql(pid, fmt.Sprintf(`SET password_encryption = 'scram-sha-256';
+CREATE ROLE %s LOGIN REPLICATION PASSWORD '%s';
+ALTER SYSTEM SET max_slot_wal_keep_size = '1GB';
+SELECT pg_reload_conf();
+SELECT pg_create_physical_replication_slot('%s');
+`, testReplUser, testReplPassword, ReplicaSlot))
+
+	rid := replica(e.Name)
+	dir := f.rt.InstanceDir(rid)
+	run := filepath.Join(dir, "run")
+	for _, d := range []string{dir, run} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			f.tb.Fatal(err)
+		}
+		if err := as.Chown(d); err != nil {
+			f.tb.Fatal(err)
+		}
+	}
+	// Registered after the primary's: the replica goes first.
+	f.tb.Cleanup(func() {
+		if err := f.rt.Remove(context.Background(), rid); err != nil {
+			f.tb.Errorf("remove replica %s: %v", rid, err)
+		}
+	})
+	rdata := filepath.Join(dir, "pgdata")
+	// Over the primary's socket as the superuser (its local replication
+	// trust line); the standby itself streams over TCP as the role.
+	if out, err := f.rt.Exec(ctx, pid, nil, "pg_basebackup", "--checkpoint=fast", "--wal-method=stream",
+		"--slot="+ReplicaSlot, "--no-sync", "-D", rdata); err != nil {
+		f.tb.Fatalf("pg_basebackup: %v: %s", err, out)
+	}
+
+	port := testkit.FreePort(f.tb)
+	conf := "# The hand-made replica's settings (monitor tests).\n"
+	for _, k := range []string{"fsync", "max_connections", "max_wal_size", "min_wal_size", "shared_buffers"} {
+		conf += fmt.Sprintf("%s = '%s'\n", k, testConf[k])
+	}
+	// Replies to the primary every second, not ten: pg_stat_replication's
+	// replay_lag (the time lag) follows a stuck replay that fast.
+	conf += "wal_receiver_status_interval = '1s'\n"
+	conf += fmt.Sprintf("listen_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\nunix_socket_permissions = 0700\n", port, run)
+	auto, err := os.ReadFile(filepath.Join(rdata, "postgresql.auto.conf"))
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	_, pport := f.rt.Address(pid)
+	auto = append(auto, fmt.Sprintf("primary_conninfo = 'host=127.0.0.1 port=%d user=%s password=%s application_name=%s'\nprimary_slot_name = '%s'\n",
+		pport, testReplUser, testReplPassword, ReplicaApplicationName(e.Name), ReplicaSlot)...)
+	for name, data := range map[string][]byte{"pgdeck.conf": []byte(conf), "postgresql.auto.conf": auto, "standby.signal": nil} {
+		if err := pgexec.WriteFileAs(as, filepath.Join(rdata, name), data, 0o600); err != nil {
+			f.tb.Fatal(err)
+		}
+	}
+	if c, err := f.rt.Cluster(rid); err != nil || c.SocketDir != run {
+		f.tb.Fatalf("the runtime does not see the replica where it was made: %+v, %v", c, err)
+	}
+	if err := f.rt.Start(ctx, rid); err != nil {
+		f.tb.Fatal(err)
+	}
+	f.waitStreaming(e)
+	if _, err := f.st.SetInstancePort(ctx, e.ID, store.InstanceReplica, port); err != nil {
+		f.tb.Fatal(err)
+	}
+	e, err = f.st.EnvironmentByID(ctx, e.ID)
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	return e
+}
+
+// waitStreaming waits until e's primary shows its replica streaming.
+func (f *fixture) waitStreaming(e store.Environment) {
+	f.tb.Helper()
+	q := fmt.Sprintf("SELECT coalesce((SELECT state FROM pg_stat_replication WHERE application_name = '%s'), 'none')",
+		ReplicaApplicationName(e.Name))
+	testkit.Eventually(f.tb, e.Name+": the replica streams", 30*time.Second, func() (bool, string) {
+		st := f.psql(primary(e.Name), q)
+		return st == "streaming", "pg_stat_replication state: " + st
+	})
+}
+
+// killInstance sends SIGKILL to the instance's postmaster and waits until
+// it is gone.
+func (f *fixture) killInstance(id runtime.InstanceID) {
+	f.tb.Helper()
+	c, err := f.rt.Cluster(id)
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	pid, ok := c.Running()
+	if !ok {
+		f.tb.Fatalf("%s: postmaster is not running", id)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		f.tb.Fatal(err)
+	}
+	testkit.Eventually(f.tb, fmt.Sprintf("%s: postmaster %d stops running after SIGKILL", id, pid), 5*time.Second, func() (bool, string) {
+		_, running := c.Running()
+		return !running, fmt.Sprintf("running: %v", running)
+	})
+}

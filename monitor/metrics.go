@@ -15,9 +15,10 @@ const scrapeTimeout = 5 * time.Second
 
 // NewRegistry returns a registry with pgdeck's metrics, for promhttp to
 // serve at /metrics: environment health (the database's and, where there
-// is one, PgBouncer's with its pool's figures) and job counts read from st at
-// scrape time, the check duration histogram of m (nil when this process
-// runs no monitor), and the Go and process collectors.
+// is one, PgBouncer's with its pool's figures and the replica's with its
+// lag) and job counts read from st at scrape time, the check duration
+// histogram and replica lag thresholds of m (nil when this process runs no
+// monitor), and the Go and process collectors.
 func NewRegistry(m *Monitor, st *store.Store) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -26,9 +27,41 @@ func NewRegistry(m *Monitor, st *store.Store) *prometheus.Registry {
 		newStoreCollector(st),
 	)
 	if m != nil {
-		reg.MustRegister(m.checkDuration, m.skipped)
+		reg.MustRegister(m.checkDuration, m.skipped, newThresholdCollector(m.cfg.Replica))
 	}
 	return reg
+}
+
+// thresholdCollector serves the replica lag thresholds the monitor grades
+// with, so that alerts and dashboards can draw them.
+type thresholdCollector struct {
+	gauges []prometheus.Metric
+}
+
+func newThresholdCollector(t ReplicaThresholds) *thresholdCollector {
+	gauge := func(name, help string, v float64) prometheus.Metric {
+		return prometheus.MustNewConstMetric(prometheus.NewDesc(name, help, nil, nil), prometheus.GaugeValue, v)
+	}
+	return &thresholdCollector{gauges: []prometheus.Metric{
+		gauge("pgdeck_replica_lag_warning_bytes", "Replica lag in bytes over which a replica is Lagging with severity warning.", float64(t.WarnBytes)),
+		gauge("pgdeck_replica_lag_warning_seconds", "Replica lag in seconds over which a replica is Lagging with severity warning.", t.WarnLag.Seconds()),
+		gauge("pgdeck_replica_lag_critical_bytes", "Replica lag in bytes over which a replica is Lagging with severity critical.", float64(t.CritBytes)),
+		gauge("pgdeck_replica_lag_critical_seconds", "Replica lag in seconds over which a replica is Lagging with severity critical.", t.CritLag.Seconds()),
+	}}
+}
+
+// Describe implements prometheus.Collector.
+func (c *thresholdCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, g := range c.gauges {
+		ch <- g.Desc()
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *thresholdCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, g := range c.gauges {
+		ch <- g
+	}
 }
 
 // storeCollector reads environment health and job counts from the store
@@ -41,6 +74,9 @@ type storeCollector struct {
 	// The pooler's status and, while its figures are fresh, its pool.
 	pooler       *prometheus.Desc
 	poolerGauges []poolerGauge
+	// The replica's status and, while fresh, its lag and the WAL its
+	// slot may still hold.
+	replica, replicaLagBytes, replicaLagSeconds, replicaSafeWAL *prometheus.Desc
 }
 
 // poolerGauge is one figure of an environment's pool, from its health
@@ -79,6 +115,18 @@ func newStoreCollector(st *store.Store) *storeCollector {
 			gauge("pgdeck_pooler_avg_query_seconds", "Average query duration in the environment's database through PgBouncer (SHOW STATS avg_query_time).",
 				func(d store.PoolerDetails) float64 { return float64(d.AvgQueryMicros) / 1e6 }),
 		},
+		replica: prometheus.NewDesc("pgdeck_replica_health",
+			"Read replica health of each environment that has one: 1 for its current status, 0 for the others.",
+			[]string{"env", "status"}, nil),
+		replicaLagBytes: prometheus.NewDesc("pgdeck_replica_lag_bytes",
+			"WAL the environment's primary wrote that its replica has not replayed yet.",
+			[]string{"env"}, nil),
+		replicaLagSeconds: prometheus.NewDesc("pgdeck_replica_lag_seconds",
+			"How far behind the primary the environment's streaming replica replays; 0 when it has replayed everything, even on an idle primary.",
+			[]string{"env"}, nil),
+		replicaSafeWAL: prometheus.NewDesc("pgdeck_replica_safe_wal_bytes",
+			"WAL the primary may still write before the replica's slot is lost (pg_replication_slots.safe_wal_size); absent when unlimited.",
+			[]string{"env"}, nil),
 	}
 }
 
@@ -90,6 +138,10 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, g := range c.poolerGauges {
 		ch <- g.desc
 	}
+	ch <- c.replica
+	ch <- c.replicaLagBytes
+	ch <- c.replicaLagSeconds
+	ch <- c.replicaSafeWAL
 }
 
 // Collect implements prometheus.Collector.
@@ -131,6 +183,10 @@ func (c *storeCollector) collectHealth(ctx context.Context, ch chan<- prometheus
 		if h, ok := all[store.HealthKey{EnvironmentID: e.ID, Component: store.ComponentPrimary}]; ok {
 			statuses(c.health, e.Name, h.Status, store.HealthRunning, store.HealthStopped, store.HealthError)
 		}
+		if h, ok := all[store.HealthKey{EnvironmentID: e.ID, Component: store.ComponentReplica}]; ok {
+			statuses(c.replica, e.Name, h.Status, store.HealthOnline, store.HealthLagging, store.HealthOffline, store.HealthError)
+			c.collectReplica(ch, e.Name, h)
+		}
 		h, ok := all[store.HealthKey{EnvironmentID: e.ID, Component: store.ComponentPooler}]
 		if !ok {
 			continue
@@ -145,5 +201,24 @@ func (c *storeCollector) collectHealth(ctx context.Context, ch chan<- prometheus
 		for _, g := range c.poolerGauges {
 			ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, g.value(d), e.Name)
 		}
+	}
+}
+
+// collectReplica sends a replica's lag and safe WAL size, when the last
+// check read them (stale figures are not current, and a replica that does
+// not stream has no time lag).
+func (c *storeCollector) collectReplica(ch chan<- prometheus.Metric, env string, h store.Health) {
+	if h.Stale {
+		return
+	}
+	if h.LagBytes != nil {
+		ch <- prometheus.MustNewConstMetric(c.replicaLagBytes, prometheus.GaugeValue, float64(*h.LagBytes), env)
+	}
+	if h.LagSeconds != nil {
+		ch <- prometheus.MustNewConstMetric(c.replicaLagSeconds, prometheus.GaugeValue, *h.LagSeconds, env)
+	}
+	var d store.ReplicaDetails
+	if store.DecodeDetails(h.Details, &d) && d.SafeWALBytes != nil {
+		ch <- prometheus.MustNewConstMetric(c.replicaSafeWAL, prometheus.GaugeValue, float64(*d.SafeWALBytes), env)
 	}
 }

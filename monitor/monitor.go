@@ -1,6 +1,6 @@
 // Package monitor checks every deployed environment: one round at start,
 // then one per tick. A round runs each probe (one per component: the
-// primary and the pooler now, the replica next) on each environment, every
+// primary, the pooler and the replica) on each environment, every
 // check under its own timeout and at most Concurrency at once. It stores
 // each component's latest result (changing the status only once several
 // checks agree, see confirm) and a short history.
@@ -53,6 +53,9 @@ type Config struct {
 	Concurrency int
 	// HistoryRetention is how long checks stay in the history.
 	HistoryRetention time.Duration
+	// Replica grades a streaming replica's lag (zero figures take the
+	// DefaultReplica… values).
+	Replica ReplicaThresholds
 }
 
 func (c Config) withDefaults() Config {
@@ -71,6 +74,7 @@ func (c Config) withDefaults() Config {
 	if c.HistoryRetention <= 0 {
 		c.HistoryRetention = DefaultHistoryRetention
 	}
+	c.Replica = c.Replica.withDefaults()
 	return c
 }
 
@@ -102,8 +106,8 @@ type Monitor struct {
 }
 
 // New returns a monitor over the environments in st, probing their
-// primaries and poolers, asking rt where they are (and about primaries that
-// do not answer) and opening their passwords with box.
+// primaries, poolers and replicas, asking rt where they are (and about
+// instances that do not answer) and opening their passwords with box.
 func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *slog.Logger) *Monitor {
 	cfg = cfg.withDefaults()
 	if log == nil {
@@ -113,13 +117,13 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *
 		cfg:      cfg,
 		st:       st,
 		log:      log.With("component", "monitor"),
-		probes:   []Probe{newPrimaryProbe(rt, box), newPoolerProbe(rt, box)},
+		probes:   []Probe{newPrimaryProbe(rt, box), newPoolerProbe(rt, box), newReplicaProbe(rt, box, cfg.Replica)},
 		sem:      make(chan struct{}, cfg.Concurrency),
 		inFlight: map[store.HealthKey]bool{},
 		states:   map[store.HealthKey]*state{},
 		checkDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pgdeck_health_check_duration_seconds",
-			Help:    "How long one health check of an environment's component (PostgreSQL, PgBouncer) took.",
+			Help:    "How long one health check of an environment's component (PostgreSQL, PgBouncer, replica) took.",
 			Buckets: prometheus.DefBuckets,
 		}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{

@@ -186,11 +186,16 @@ func (p *primaryProbe) read(ctx context.Context, e store.Environment) (Figures, 
 }
 
 func (p *primaryProbe) connect(ctx context.Context, host string, port int, l login) (*pgx.Conn, error) {
-	password, err := p.box.Open(l.sealed)
+	return dial(ctx, p.connBase, p.box, host, port, l)
+}
+
+// dial connects to host:port as l, with base's settings.
+func dial(ctx context.Context, base *pgx.ConnConfig, box *secret.Box, host string, port int, l login) (*pgx.Conn, error) {
+	password, err := box.Open(l.sealed)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the stored password of %s: %w", l.user, err)
 	}
-	cfg := p.connBase.Copy()
+	cfg := base.Copy()
 	cfg.Host = host
 	cfg.Port = uint16(port)
 	cfg.User = l.user

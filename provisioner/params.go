@@ -19,6 +19,9 @@ type DeploySettings struct {
 	// PgBouncer is the pooler's settings; nil (a job queued before pooling
 	// existed) or not Enabled: no pooler.
 	PgBouncer *render.PoolerSettings `json:"pgbouncer,omitempty"`
+	// ReadReplica says the environment may have a read replica (saved on,
+	// and the plan allows one); the replica itself is deployed by its own job.
+	ReadReplica bool `json:"read_replica,omitempty"`
 }
 
 // BackupParams are a backup job's parameters (for the backup kind to come).

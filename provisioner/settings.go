@@ -11,8 +11,8 @@ import (
 // ResolveSettings turns an environment's saved settings into what a deploy
 // applies: the primary's base configuration, the plan's recommendation
 // (render.Recommend) with the operator's overrides on top, and PgBouncer's
-// settings with the defaults filled in. PgBouncer stays off on a plan that
-// does not allow it, whatever was saved.
+// settings with the defaults filled in. PgBouncer and the read replica stay
+// off on a plan that does not allow them, whatever was saved.
 func ResolveSettings(env store.Environment, saved store.DatabaseSettings) (DeploySettings, error) {
 	res, err := render.PlanResources(env.Plan)
 	if err != nil {
@@ -31,7 +31,11 @@ func ResolveSettings(env store.Environment, saved store.DatabaseSettings) (Deplo
 	if ok, _ := render.PlanAllowsPooler(env.Plan); !ok {
 		pool.Enabled = false
 	}
-	return DeploySettings{PostgreSQLConf: conf, PgBouncer: &pool}, nil
+	replica := saved.ReadReplica
+	if ok, _ := render.PlanAllowsReplica(env.Plan); !ok {
+		replica = false
+	}
+	return DeploySettings{PostgreSQLConf: conf, PgBouncer: &pool, ReadReplica: replica}, nil
 }
 
 // MaxConnectionsOf returns the max_connections a configuration sets

@@ -92,6 +92,14 @@ func TestPendingChanges(t *testing.T) {
 			saved: store.DatabaseSettings{Applied: snapshot("pro", store.DatabaseSettings{}, func(d *provisioner.DeploySettings) { d.PgBouncer = nil })}},
 		{name: "PgBouncer saved on but the plan does not allow it", env: deployedEnv("starter"),
 			saved: store.DatabaseSettings{PgBouncer: store.PoolerSettings{Enabled: true}}},
+		{name: "read replica turned on", env: deployedEnv("pro"),
+			saved: store.DatabaseSettings{ReadReplica: true},
+			want:  []provisioner.PendingChange{{Name: "read_replica.enabled", Old: "off", New: "on"}}},
+		{name: "read replica applied, then turned off", env: deployedEnv("pro"),
+			saved: store.DatabaseSettings{Applied: snapshot("pro", store.DatabaseSettings{ReadReplica: true}, nil)},
+			want:  []provisioner.PendingChange{{Name: "read_replica.enabled", Old: "on", New: "off"}}},
+		{name: "read replica saved on but the plan does not allow it", env: deployedEnv("starter"),
+			saved: store.DatabaseSettings{ReadReplica: true}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

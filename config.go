@@ -47,6 +47,12 @@ type Config struct {
 	ReadTimeout    time.Duration
 	WriteTimeout   time.Duration
 	IdleTimeout    time.Duration
+	// ReplicaWarnBytes … ReplicaCritSeconds are the replica lag's warning
+	// and critical thresholds (over either figure).
+	ReplicaWarnBytes   int64
+	ReplicaWarnSeconds float64
+	ReplicaCritBytes   int64
+	ReplicaCritSeconds float64
 }
 
 // configVar describes one setting: its flag name, variable, default and help.
@@ -78,6 +84,10 @@ var configVars = []configVar{
 	{"read-timeout", "PGDECK_READ_TIMEOUT", "30s", "time a client may take to send a whole request, body included"},
 	{"write-timeout", "PGDECK_WRITE_TIMEOUT", "60s", "time an answer may take to be written"},
 	{"idle-timeout", "PGDECK_IDLE_TIMEOUT", "120s", "time an idle keep-alive connection stays open"},
+	{"replica-warn-bytes", "PGDECK_REPLICA_WARN_BYTES", "50000000", "replica lag in bytes over which it is Lagging (warning)"},
+	{"replica-warn-seconds", "PGDECK_REPLICA_WARN_SECONDS", "15", "replica lag in seconds over which it is Lagging (warning)"},
+	{"replica-crit-bytes", "PGDECK_REPLICA_CRIT_BYTES", "100000000", "replica lag in bytes over which it is critical"},
+	{"replica-crit-seconds", "PGDECK_REPLICA_CRIT_SECONDS", "30", "replica lag in seconds over which it is critical"},
 }
 
 // loadConfig reads the flags in args over the PGDECK_* variables and
@@ -152,6 +162,22 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 			errs = append(errs, fmt.Errorf("PGDECK_%s: want a duration of at least 1s, got %q",
 				strings.ToUpper(strings.ReplaceAll(d.name, "-", "_")), get(d.name)))
 		}
+	}
+	if c.ReplicaWarnBytes, err = strconv.ParseInt(get("replica-warn-bytes"), 10, 64); err != nil || c.ReplicaWarnBytes <= 0 {
+		errs = append(errs, fmt.Errorf("PGDECK_REPLICA_WARN_BYTES: want a positive number of bytes, got %q", get("replica-warn-bytes")))
+	}
+	if c.ReplicaCritBytes, err = strconv.ParseInt(get("replica-crit-bytes"), 10, 64); err != nil || c.ReplicaCritBytes <= 0 {
+		errs = append(errs, fmt.Errorf("PGDECK_REPLICA_CRIT_BYTES: want a positive number of bytes, got %q", get("replica-crit-bytes")))
+	} else if c.ReplicaCritBytes < c.ReplicaWarnBytes {
+		errs = append(errs, fmt.Errorf("PGDECK_REPLICA_CRIT_BYTES (%d) is below PGDECK_REPLICA_WARN_BYTES (%d)", c.ReplicaCritBytes, c.ReplicaWarnBytes))
+	}
+	if c.ReplicaWarnSeconds, err = strconv.ParseFloat(get("replica-warn-seconds"), 64); err != nil || !(c.ReplicaWarnSeconds > 0) {
+		errs = append(errs, fmt.Errorf("PGDECK_REPLICA_WARN_SECONDS: want a positive number of seconds, got %q", get("replica-warn-seconds")))
+	}
+	if c.ReplicaCritSeconds, err = strconv.ParseFloat(get("replica-crit-seconds"), 64); err != nil || !(c.ReplicaCritSeconds > 0) {
+		errs = append(errs, fmt.Errorf("PGDECK_REPLICA_CRIT_SECONDS: want a positive number of seconds, got %q", get("replica-crit-seconds")))
+	} else if c.ReplicaCritSeconds < c.ReplicaWarnSeconds {
+		errs = append(errs, fmt.Errorf("PGDECK_REPLICA_CRIT_SECONDS (%g) is below PGDECK_REPLICA_WARN_SECONDS (%g)", c.ReplicaCritSeconds, c.ReplicaWarnSeconds))
 	}
 	if v := get("public-url"); v != "" {
 		u, err := url.Parse(v)

@@ -38,6 +38,8 @@ func TestConfigDefaults(t *testing.T) {
 		WriteTimeout:    60 * time.Second,
 		IdleTimeout:     120 * time.Second,
 		ShutdownGrace:   30 * time.Second,
+		// The replica lag's thresholds: 50 MB or 15 s, 100 MB or 30 s.
+		ReplicaWarnBytes: 50_000_000, ReplicaWarnSeconds: 15, ReplicaCritBytes: 100_000_000, ReplicaCritSeconds: 30,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -155,6 +157,10 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"PGDECK_TRUSTED_PROXIES", "10.0.0.0/8,proxy", "PGDECK_TRUSTED_PROXIES: want CIDRs"},
 		{"PGDECK_READ_TIMEOUT", "10ms", "PGDECK_READ_TIMEOUT: want a duration of at least 1s"},
 		{"PGDECK_IDLE_TIMEOUT", "never", "PGDECK_IDLE_TIMEOUT"},
+		{"PGDECK_REPLICA_WARN_BYTES", "50MB", "PGDECK_REPLICA_WARN_BYTES: want a positive number of bytes"},
+		{"PGDECK_REPLICA_CRIT_BYTES", "1000", "PGDECK_REPLICA_CRIT_BYTES (1000) is below PGDECK_REPLICA_WARN_BYTES"},
+		{"PGDECK_REPLICA_WARN_SECONDS", "-1", "PGDECK_REPLICA_WARN_SECONDS: want a positive number of seconds"},
+		{"PGDECK_REPLICA_CRIT_SECONDS", "5", "PGDECK_REPLICA_CRIT_SECONDS (5) is below PGDECK_REPLICA_WARN_SECONDS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env+"="+tc.value, func(t *testing.T) {

@@ -492,7 +492,7 @@ func TestAPIDatabaseSettings(t *testing.T) {
 	}
 
 	put := a.api(http.MethodPut, path, owner, `{"parameters": {"work_mem": "8MB", "max_connections": 150}, "pgbouncer": {"enabled": true, "pool_size": 30}, "read_replica": {"enabled": true}}`).want(t, http.StatusOK)
-	if got := mustJSON(put.JSON["pending"]); got != `["work_mem","max_connections","pgbouncer.enabled","pgbouncer.pool_size"]` {
+	if got := mustJSON(put.JSON["pending"]); got != `["work_mem","max_connections","pgbouncer.enabled","pgbouncer.pool_size","read_replica.enabled"]` {
 		t.Errorf("pending after the PUT = %s", got)
 	}
 	if got := paramField(put, "work_mem", "saved"); got != "8MB" {

@@ -53,6 +53,8 @@ type LagPanel struct {
 	// Labels of the y axis: its top, and the two thresholds.
 	MaxLabel, WarnLabel, CritLabel string
 	WarnY, CritY                   float64
+	// ShowMax: the top's label has room above the critical one's.
+	ShowMax bool
 }
 
 // ChartBand is a shaded rectangle across the plot.
@@ -121,6 +123,7 @@ func buildPanel(title string, rs []chartReading, from, to time.Time, warn, crit 
 		return round1(chartLeft + t.Sub(from).Seconds()/span*plotW)
 	}
 	p := LagPanel{Title: title, MaxLabel: label(top), WarnLabel: label(warn), CritLabel: label(crit), WarnY: y(warn), CritY: y(crit)}
+	p.ShowMax = p.CritY-chartTop >= 20
 	p.Warn = ChartBand{Y: y(crit), H: round1(y(warn) - y(crit))}
 	p.Crit = ChartBand{Y: chartTop, H: round1(y(crit) - chartTop)}
 

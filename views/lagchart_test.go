@@ -39,6 +39,9 @@ func TestBuildLagChart(t *testing.T) {
 		if c.Bytes.WarnY != 63.2 || c.Bytes.CritY != 26.4 {
 			t.Errorf("threshold lines at %v and %v", c.Bytes.WarnY, c.Bytes.CritY)
 		}
+		if c.Bytes.ShowMax {
+			t.Error("the top's label is shown over the critical one's")
+		}
 		if c.Bytes.MaxLabel != "125 B" || c.Seconds.MaxLabel != "38 s" || c.Seconds.WarnLabel != "15 s" {
 			t.Errorf("labels: %q, %q, %q", c.Bytes.MaxLabel, c.Seconds.MaxLabel, c.Seconds.WarnLabel)
 		}
@@ -50,7 +53,7 @@ func TestBuildLagChart(t *testing.T) {
 			t.Errorf("lines = %q, want %q", c.Bytes.Lines, want)
 		}
 		// 100 of 250: the critical band starts 40% up.
-		if c.Bytes.Crit != (ChartBand{Y: 8, H: 55.2}) {
+		if c.Bytes.Crit != (ChartBand{Y: 8, H: 55.2}) || !c.Bytes.ShowMax {
 			t.Errorf("critical band %+v", c.Bytes.Crit)
 		}
 	})

@@ -246,6 +246,23 @@ func TestReplicaDeployAndRemove(t *testing.T) {
 		t.Fatalf("active job = %+v, %v; want rebuild_replica", j, err)
 	}
 	c.postRaw("/environments/erp/replica/remove", url.Values{}).want(t, http.StatusForbidden)
+
+	// With htmx: the header (its strip follows the job), env-changed, and
+	// the confirmation replaced by a closed one.
+	a.finishJobs()
+	c.get("/environments/erp/settings/database").want(t, http.StatusOK)
+	c.header.Set("HX-Request", "true")
+	rm := c.post("/environments/erp/replica/remove", url.Values{}).want(t, http.StatusAccepted)
+	c.header.Del("HX-Request")
+	if rm.Header.Get("HX-Trigger") != "env-changed" || rm.Find("#env-live").Length() != 1 {
+		t.Errorf("htmx remove: trigger %q, body %s", rm.Header.Get("HX-Trigger"), rm.Body)
+	}
+	if d := rm.Find("dialog#replica-remove-dialog[hx-swap-oob]"); d.Length() != 1 || d.AttrOr("open", "none") != "none" {
+		t.Error("the answer does not close the confirmation")
+	}
+	if j, err := a.st.ActiveJob(context.Background(), "erp"); err != nil || j.Kind != "remove_replica" {
+		t.Fatalf("active job = %+v, %v; want remove_replica", j, err)
+	}
 }
 
 func TestReplicaWidget(t *testing.T) {

@@ -74,7 +74,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	}
 	deps := web.Deps{Store: st, Log: log, Secure: cfg.TLSCertFile != "", Version: version,
 		Jobs: prov, Box: box, Metrics: metrics, PublicURL: cfg.PublicURL, ListenAddr: cfg.Addr,
-		TrustedProxies: cfg.TrustedProxies, Key: key}
+		TrustedProxies: cfg.TrustedProxies, Key: key,
+		ReplicaThresholds: web.ReplicaThresholds{WarnBytes: cfg.ReplicaWarnBytes, WarnSeconds: cfg.ReplicaWarnLag.Seconds(),
+			CritBytes: cfg.ReplicaCritBytes, CritSeconds: cfg.ReplicaCritLag.Seconds()}}
 	if cfg.MetricsAddr != "" {
 		deps.Metrics = nil
 	}

@@ -117,6 +117,12 @@ func (p *Provisioner) PoolerAddress(env string) (host string, port int) {
 	return p.rt.Address(pooler(env))
 }
 
+// ReplicaAddress is the address of the environment's replica, as the
+// runtime gives it (port 0 when it has none).
+func (p *Provisioner) ReplicaAddress(env string) (host string, port int) {
+	return p.rt.Address(replicaID(env))
+}
+
 // OdooConfPath is where the environment's odoo.conf is written.
 func (p *Provisioner) OdooConfPath(env string) string {
 	return p.rt.EnvPath(env, "odoo.conf")

@@ -11,8 +11,8 @@ import (
 // ResolveSettings turns an environment's saved settings into what a deploy
 // applies: the primary's base configuration, the plan's recommendation
 // (render.Recommend) with the operator's overrides on top, and PgBouncer's
-// settings with the defaults filled in. PgBouncer stays off on a plan that
-// does not allow it, whatever was saved.
+// settings with the defaults filled in. PgBouncer and the read replica stay
+// off on a plan that does not allow them, whatever was saved.
 func ResolveSettings(env store.Environment, saved store.DatabaseSettings) (DeploySettings, error) {
 	res, err := render.PlanResources(env.Plan)
 	if err != nil {

@@ -28,11 +28,11 @@ type PendingChange struct {
 // PendingChanges lists what waits for a redeploy: ResolveSettings of the
 // saved settings against the applied snapshot, parameters in the panel's
 // order (TunedParameters, then any other by name), then PgBouncer's
-// fields. Values are compared by meaning (128MB is 131072kB). An
-// environment deployed before snapshots were recorded is taken to run
-// what empty settings resolve to (the plan's recommendation, PgBouncer
-// off); one not deployed yet has nothing pending, as its first deploy
-// applies everything.
+// fields, then read_replica.enabled. Values are compared by meaning (128MB
+// is 131072kB). An environment deployed before snapshots were recorded is
+// taken to run what empty settings resolve to (the plan's recommendation,
+// PgBouncer and the replica off); one not deployed yet has nothing
+// pending, as its first deploy applies everything.
 func PendingChanges(env store.Environment, saved store.DatabaseSettings) ([]PendingChange, error) {
 	if !env.Deployed() {
 		return nil, nil

@@ -90,6 +90,16 @@ func TestPendingChanges(t *testing.T) {
 			saved: store.DatabaseSettings{Applied: snapshot("pro", store.DatabaseSettings{}, func(d *provisioner.DeploySettings) { d.PgBouncer = nil })}},
 		{name: "PgBouncer saved on but the plan does not allow it", env: deployedEnv("starter"),
 			saved: store.DatabaseSettings{PgBouncer: store.PoolerSettings{Enabled: true}, Applied: snapshot("starter", store.DatabaseSettings{}, nil)}},
+		{name: "read replica turned on", env: deployedEnv("pro"),
+			saved: store.DatabaseSettings{ReadReplica: true, Applied: snapshot("pro", store.DatabaseSettings{}, nil)},
+			want: []provisioner.PendingChange{{Name: "max_slot_wal_keep_size", Old: "", New: "5GB"},
+				{Name: "read_replica.enabled", Old: "off", New: "on"}}},
+		{name: "read replica applied, then turned off", env: deployedEnv("pro"),
+			saved: store.DatabaseSettings{Applied: snapshot("pro", store.DatabaseSettings{ReadReplica: true}, nil)},
+			want: []provisioner.PendingChange{{Name: "max_slot_wal_keep_size", Old: "5GB", New: ""},
+				{Name: "read_replica.enabled", Old: "on", New: "off"}}},
+		{name: "read replica saved on but the plan does not allow it", env: deployedEnv("starter"),
+			saved: store.DatabaseSettings{ReadReplica: true, Applied: snapshot("starter", store.DatabaseSettings{}, nil)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -92,9 +92,56 @@ type Pooling struct {
 	Hints []string
 }
 
-// Replica is the Read Replica card: what a replica needs.
+// Replica is the Read Replica card: what a replica needs, the Enable
+// checkbox (part of the settings form) and the status widget.
 type Replica struct {
+	Name string
+	// Known is false when the requirements could not be read (no
+	// provisioner in this process).
+	Known        bool
 	Requirements []Requirement
+	// Met: every requirement holds; the checkbox and the widget show.
+	Met       bool
+	CanChange bool
+	// Enabled is the saved read_replica setting (the checkbox).
+	Enabled bool
+	Widget  ReplicaWidget
+}
+
+// ReplicaWidget is the Read Replica card's part that refreshes itself
+// after each health check and when a job starts or ends.
+type ReplicaWidget struct {
+	Name      string
+	CanChange bool
+	CSRF      string
+	// Enabled is saved on; Applied: the last redeploy applied it (Deploy
+	// Replica is offered then).
+	Enabled, Applied bool
+	// Deployed: a replica instance exists (its port is recorded).
+	Deployed bool
+	// Status is not_deployed, deploying, online, lagging, offline or
+	// error; Severity ok, warning or critical.
+	Status   string
+	Severity string
+	Reason   string
+	// Step is the running replica job's step.
+	Step string
+	// Busy: a job is queued or running (the buttons wait).
+	Busy         bool
+	LagBytes     *int64
+	LagSeconds   *float64
+	SafeWALBytes *int64
+	WALStatus    string
+	CheckedAt    time.Time
+	// Detail and LogLine are what an Error comes from.
+	Detail  string
+	LogLine string
+	Host    string
+	Port    int
+	Chart   LagChart
+	// Thresholds, for the chart's legend.
+	WarnBytes, CritBytes     int64
+	WarnSeconds, CritSeconds float64
 }
 
 // Requirement is one condition of a feature, met or not, with its reason.

@@ -29,7 +29,7 @@ type jobsApp struct {
 	box  *secret.Box
 }
 
-func newJobsApp(t *testing.T) *jobsApp {
+func newJobsApp(t *testing.T, opts ...provisioner.Option) *jobsApp {
 	t.Helper()
 	st := storetest.New(t)
 	root := testkit.TempDir(t)
@@ -47,7 +47,7 @@ func newJobsApp(t *testing.T) *jobsApp {
 		t.Fatal(err)
 	}
 	lo := testkit.FreePortWindow(t, 21)
-	prov := provisioner.New(provisioner.Config{PortLow: lo, PortHigh: lo + 20}, st, rt, box, log)
+	prov := provisioner.New(provisioner.Config{PortLow: lo, PortHigh: lo + 20}, st, rt, box, log, opts...)
 	d := testDeps(st, log)
 	d.Jobs, d.Box = prov, box
 	h := web.New(d).Handler()

@@ -28,6 +28,9 @@ type apiEnvironment struct {
 	LastJob *apiJob `json:"last_job"`
 	// Pooler is PgBouncer's state (GET of one environment only).
 	Pooler *apiPooler `json:"pooler,omitempty"`
+	// Replica is the read replica's status and port (GET of one
+	// environment only; GET …/replica says more).
+	Replica *apiReplicaBrief `json:"replica,omitempty"`
 }
 
 // apiPooler is an environment's PgBouncer: running, stopped or error (its

@@ -29,5 +29,10 @@ func (s *Server) apiShowEnvironment(c echo.Context) error {
 		return err
 	}
 	out.Pooler = &apiPooler{Status: ps.Status, Port: ps.Port, Reason: ps.Reason}
+	r, err := s.loadReplica(c.Request().Context(), e, saved, false)
+	if err != nil {
+		return err
+	}
+	out.Replica = &apiReplicaBrief{Status: r.Status, Port: r.Port}
 	return c.JSON(http.StatusOK, out)
 }

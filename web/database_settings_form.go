@@ -32,6 +32,10 @@ const maxSettingsField = 1024
 // the marker that the row was sent (an unchecked box sends nothing).
 var pgbouncerFormFields = []string{"pgbouncer", "pgbouncer.enabled", "pgbouncer.pool_size", "pgbouncer.pool_mode", "pgbouncer.max_client_conn"}
 
+// replicaFormFields are the Read Replica card's checkbox (it belongs to the
+// settings form) and its marker, sent only where the card shows the box.
+var replicaFormFields = []string{"read_replica", "read_replica.enabled"}
+
 // readSettingsForm reads the posted form (the body only, never the query
 // string). A field the form does not have, or one sent twice, is a 400:
 // the page never sends them. An override field sent empty resets it; one
@@ -46,12 +50,17 @@ func readSettingsForm(c echo.Context) (settingsForm, error) {
 		typed:      views.Form{Values: map[string]string{}, Errors: map[string]string{}},
 		unreadable: map[string]string{},
 	}
-	pooler := false
+	pooler, replica := false, false
 	for key, vals := range r.PostForm {
 		known := key == "_csrf" || key == "reset" || strings.HasPrefix(key, "parameters.") && isTuned(strings.TrimPrefix(key, "parameters."))
 		for _, k := range pgbouncerFormFields {
 			if key == k {
 				known, pooler = true, true
+			}
+		}
+		for _, k := range replicaFormFields {
+			if key == k {
+				known, replica = true, true
 			}
 		}
 		if !known {
@@ -103,6 +112,14 @@ func readSettingsForm(c echo.Context) (settingsForm, error) {
 			p.PoolMode = &mode
 		}
 		f.update.PgBouncer = p
+	}
+	if replica {
+		on := f.typed.Values["read_replica.enabled"]
+		if on != "" && on != "on" {
+			return settingsForm{}, echo.NewHTTPError(http.StatusBadRequest, "Enable Read Replica is a checkbox: send on, or nothing.")
+		}
+		enabled := on == "on"
+		f.update.ReadReplica = &enabled
 	}
 	return f, nil
 }

@@ -78,6 +78,8 @@ func (s *Server) saveDatabaseSettings(c echo.Context) error {
 	o.Saved = msg
 	n := s.pendingNoticeView(c, e, saved, st.job != nil && st.job.Active())
 	n.OOB = true
+	// The Read Replica widget says what comes next from the saved setting.
+	c.Response().Header().Set("HX-Trigger", "settings-saved")
 	return s.renderFragment(c, http.StatusOK, views.SettingsSaved(o, n))
 }
 

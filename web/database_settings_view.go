@@ -208,42 +208,6 @@ func poolingView(e store.Environment, saved store.DatabaseSettings, ps poolerSta
 	return v
 }
 
-// replicaView builds the Read Replica card's checklist.
-func replicaView(e store.Environment) views.Replica {
-	return views.Replica{Requirements: replicaRequirements(e)}
-}
-
-// replicaRequirements are what a read replica needs: a plan that includes
-// one, an Odoo that reads from one (db_replica_host came with 18.0), and
-// room in the plan's replica quota.
-func replicaRequirements(e store.Environment) []views.Requirement {
-	plan, _ := render.LookupPlan(e.Plan)
-	var out []views.Requirement
-	if ok, reason := render.PlanAllowsReplica(e.Plan); ok {
-		out = append(out, views.Requirement{Name: "plan", Label: "Pro plan or above", Met: true, Reason: "The " + plan.Title + " plan includes read replicas."})
-	} else {
-		out = append(out, views.Requirement{Name: "plan", Label: "Pro plan or above", Reason: reason})
-	}
-	major, _ := strconv.ParseFloat(e.OdooVersion, 64)
-	if major >= 18 {
-		out = append(out, views.Requirement{Name: "odoo_version", Label: "Odoo 18 or later", Met: true,
-			Reason: "Odoo " + e.OdooVersion + " sends read-only queries to db_replica_host."})
-	} else {
-		out = append(out, views.Requirement{Name: "odoo_version", Label: "Odoo 18 or later",
-			Reason: "Odoo " + e.OdooVersion + " cannot use a replica: db_replica_host came with Odoo 18.0."})
-	}
-	switch {
-	case plan.Replicas > 0:
-		out = append(out, views.Requirement{Name: "quota", Label: "Replica quota", Met: true,
-			Reason: "The " + plan.Title + " plan allows " + strconv.Itoa(plan.Replicas) + "; none is in use."})
-	case plan.Name != "":
-		out = append(out, views.Requirement{Name: "quota", Label: "Replica quota", Reason: "The " + plan.Title + " plan allows no replicas."})
-	default:
-		out = append(out, views.Requirement{Name: "quota", Label: "Replica quota", Reason: "Unknown plan " + quoteName(e.Plan) + "."})
-	}
-	return out
-}
-
 // pendingNoticeView builds the redeploy-pending notice. A snapshot it
 // cannot read is logged and shows no notice rather than break every tab.
 func (s *Server) pendingNoticeView(c echo.Context, e store.Environment, saved store.DatabaseSettings, busy bool) views.PendingNotice {

@@ -166,11 +166,15 @@ func (s *Server) loadDatabaseSettingsPage(c echo.Context, e store.Environment, t
 	if err != nil {
 		return databaseSettingsPage{}, err
 	}
+	rep, err := s.replicaCard(c, e, saved)
+	if err != nil {
+		return databaseSettingsPage{}, err
+	}
 	h := s.headerView(c, e, st)
 	return databaseSettingsPage{
 		head:   h,
 		notice: s.pendingNoticeView(c, e, saved, h.Busy()),
 		settings: views.DatabaseSettings{Name: e.Name, Optimization: opt,
-			Pooling: poolingView(e, saved, ps), Replica: replicaView(e)},
+			Pooling: poolingView(e, saved, ps), Replica: rep},
 	}, nil
 }

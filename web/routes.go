@@ -35,6 +35,11 @@ func (s *Server) routes() {
 	// Whoever may redeploy may save the settings a redeploy applies.
 	api.GET("/environments/:name/database/settings", s.apiShowDatabaseSettings)
 	api.PUT("/environments/:name/database/settings", s.apiUpdateDatabaseSettings, apiRequireChanger)
+	// The read replica: its state, and deploy, rebuild, remove (202 with the job).
+	api.GET("/environments/:name/replica", s.apiShowReplica)
+	api.POST("/environments/:name/replica", s.apiDeployReplica, apiRequireChanger)
+	api.POST("/environments/:name/replica/rebuild", s.apiRebuildReplica, apiRequireChanger)
+	api.DELETE("/environments/:name/replica", s.apiRemoveReplica, apiRequireChanger)
 	api.GET("/jobs/:id", s.apiShowJob)
 
 	// Browser pages: session, CSRF, signed-in user.
@@ -61,6 +66,10 @@ func (s *Server) routes() {
 	app.POST("/environments/:name/settings/database", s.saveDatabaseSettings, requireChanger)
 	app.GET("/environments/:name/settings/database/applied", s.showAppliedValues)
 	app.GET("/environments/:name/settings/database/pooling", s.showPoolingCard)
+	app.GET("/environments/:name/settings/database/replica", s.showReplicaWidget)
+	app.POST("/environments/:name/replica", s.deployReplica, requireChanger)
+	app.POST("/environments/:name/replica/rebuild", s.rebuildReplica, requireChanger)
+	app.POST("/environments/:name/replica/remove", s.removeReplica, requireChanger)
 	app.GET("/environments/:name/pending", s.showPendingNotice)
 	app.GET("/environments/:name/live", s.showEnvironmentLive)
 	app.GET("/environments/:name/database-card", s.showDatabaseCard)

@@ -56,6 +56,9 @@ type Deps struct {
 	// Metrics serves /metrics to bearer tokens of any role; nil leaves the
 	// route out (pgdeck then serves metrics on PGDECK_METRICS_ADDR).
 	Metrics http.Handler
+	// ReplicaThresholds are the replica lag's thresholds; zero fields take
+	// DefaultReplicaThresholds'.
+	ReplicaThresholds ReplicaThresholds
 }
 
 // Jobs is what the web layer asks of the provisioner.
@@ -67,7 +70,26 @@ type Jobs interface {
 	DatabaseAddress(env string) (host string, port int)
 	// PoolerAddress is where Odoo reaches the environment's PgBouncer.
 	PoolerAddress(env string) (host string, port int)
+	// ReplicaAddress is where Odoo reaches the environment's replica.
+	ReplicaAddress(env string) (host string, port int)
+	// ReplicaRequirements says what a read replica of env needs and
+	// whether each holds (plan, Odoo version, quota and capacity).
+	ReplicaRequirements(ctx context.Context, env store.Environment) ([]provisioner.Requirement, error)
 }
+
+// ReplicaThresholds are the replica lag's warning and critical
+// thresholds, as the monitor uses them: the page's chart bands and the
+// API show them.
+type ReplicaThresholds struct {
+	WarnBytes   int64
+	WarnSeconds float64
+	CritBytes   int64
+	CritSeconds float64
+}
+
+// DefaultReplicaThresholds are 50 MB or 15 s (warning) and 100 MB or 30 s
+// (critical).
+var DefaultReplicaThresholds = ReplicaThresholds{WarnBytes: 50 << 20, WarnSeconds: 15, CritBytes: 100 << 20, CritSeconds: 30}
 
 // Server holds the handlers' dependencies and the echo instance.
 type Server struct {
@@ -88,7 +110,9 @@ type Server struct {
 	jobs    Jobs
 	box     *secret.Box
 	metrics http.Handler
-	echo    *echo.Echo
+	// thresholds are the replica lag's (chart bands, API).
+	thresholds ReplicaThresholds
+	echo       *echo.Echo
 }
 
 // New builds the server and its routes.
@@ -139,6 +163,12 @@ func New(d Deps) *Server {
 		jobs:      d.Jobs,
 		box:       d.Box,
 		metrics:   d.Metrics,
+		thresholds: ReplicaThresholds{
+			WarnBytes:   cmp.Or(d.ReplicaThresholds.WarnBytes, DefaultReplicaThresholds.WarnBytes),
+			WarnSeconds: cmp.Or(d.ReplicaThresholds.WarnSeconds, DefaultReplicaThresholds.WarnSeconds),
+			CritBytes:   cmp.Or(d.ReplicaThresholds.CritBytes, DefaultReplicaThresholds.CritBytes),
+			CritSeconds: cmp.Or(d.ReplicaThresholds.CritSeconds, DefaultReplicaThresholds.CritSeconds),
+		},
 	}
 	e := echo.New()
 	e.HideBanner = true

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -68,7 +69,7 @@ var configVars = []configVar{
 	{"monitor-interval", "PGDECK_MONITOR_INTERVAL", "5s", "time between health checks"},
 	{"monitor-timeout", "PGDECK_MONITOR_TIMEOUT", "3s", "time one health check may take"},
 	{"monitor-confirm", "PGDECK_MONITOR_CONFIRM", "2", "consecutive agreeing checks before a health status changes"},
-	{"replica-warn-bytes", "PGDECK_REPLICA_WARN_BYTES", "50MB", "replica lag (WAL not replayed) over which it is Lagging, severity warning: bytes, or with kB, MB, GB"},
+	{"replica-warn-bytes", "PGDECK_REPLICA_WARN_BYTES", "50MB", "replica lag (WAL not replayed) over which it is Lagging, severity warning: bytes, or with kB, MB, GB (decimal: 1MB = 1000000 bytes)"},
 	{"replica-warn-seconds", "PGDECK_REPLICA_WARN_SECONDS", "15", "replica lag in seconds over which it is Lagging, severity warning"},
 	{"replica-crit-bytes", "PGDECK_REPLICA_CRIT_BYTES", "100MB", "replica lag over which it is Lagging, severity critical: bytes, or with kB, MB, GB"},
 	{"replica-crit-seconds", "PGDECK_REPLICA_CRIT_SECONDS", "30", "replica lag in seconds over which it is Lagging, severity critical"},
@@ -229,9 +230,10 @@ func (c *Config) loadReplicaThresholds(get func(string) string) []error {
 func parseBytes(s string) (int64, bool) {
 	num := strings.TrimSpace(s)
 	mult := int64(1)
+	// Decimal units, as the page shows sizes: 50MB is 50,000,000 bytes.
 	for i, u := range []string{"kB", "MB", "GB", "TB"} {
 		if rest, ok := strings.CutSuffix(num, u); ok {
-			num, mult = strings.TrimSpace(rest), int64(1)<<(10*(i+1))
+			num, mult = strings.TrimSpace(rest), int64(math.Pow10(3*(i+1)))
 			break
 		}
 	}

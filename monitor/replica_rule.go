@@ -11,9 +11,9 @@ import (
 // Default replica lag thresholds (DESIGN.md, Statuses): warning over 50 MB
 // or 15 s, critical over 100 MB or 30 s.
 const (
-	DefaultReplicaWarnBytes = 50 << 20
+	DefaultReplicaWarnBytes = 50_000_000
 	DefaultReplicaWarnLag   = 15 * time.Second
-	DefaultReplicaCritBytes = 100 << 20
+	DefaultReplicaCritBytes = 100_000_000
 	DefaultReplicaCritLag   = 30 * time.Second
 )
 
@@ -335,7 +335,7 @@ func behind(bytes *int64, secs float64) string {
 
 // formatBytes prints a byte count with a binary unit (1.5 MB).
 func formatBytes(n int64) string {
-	const unit = 1024
+	const unit = 1000 // decimal, as the page shows sizes
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
 	}

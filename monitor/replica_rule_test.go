@@ -9,7 +9,7 @@ import (
 )
 
 func TestReplicaHealth(t *testing.T) {
-	const mb = 1 << 20
+	const mb = 1_000_000
 	th := ReplicaThresholds{WarnBytes: 50 * mb, WarnLag: 15 * time.Second, CritBytes: 100 * mb, CritLag: 30 * time.Second}
 	// streaming is a replica in sync with an idle primary.
 	streaming := func() ReplicaObservation {
@@ -154,7 +154,7 @@ func TestReplicaHealth(t *testing.T) {
 
 func TestReplicaThresholdDefaults(t *testing.T) {
 	got := ReplicaThresholds{}.withDefaults()
-	want := ReplicaThresholds{WarnBytes: 50 << 20, WarnLag: 15 * time.Second, CritBytes: 100 << 20, CritLag: 30 * time.Second}
+	want := ReplicaThresholds{WarnBytes: 50_000_000, WarnLag: 15 * time.Second, CritBytes: 100_000_000, CritLag: 30 * time.Second}
 	if got != want {
 		t.Errorf("defaults %+v, want %+v", got, want)
 	}
@@ -190,7 +190,7 @@ func TestRelevantLogLine(t *testing.T) {
 }
 
 func TestFormatBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1 kB", 1536: "1.5 kB", 50 << 20: "50 MB", 3 << 30: "3 GB"} {
+	for n, want := range map[int64]string{0: "0 B", 999: "999 B", 1000: "1 kB", 1500: "1.5 kB", 50_000_000: "50 MB", 3_000_000_000: "3 GB"} {
 		if got := formatBytes(n); got != want {
 			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
 		}

@@ -2,6 +2,7 @@ package views
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -78,4 +79,10 @@ func safeWALTitle(w ReplicaWidget) string {
 		t += " (slot " + w.WALStatus + ")"
 	}
 	return t
+}
+
+// KindLabel is a job kind as people read it: "deploy replica" for
+// deploy_replica (the page capitalises it).
+func KindLabel(kind string) string {
+	return strings.ReplaceAll(kind, "_", " ")
 }

@@ -204,7 +204,7 @@ func TestReplicaDeployAndRemove(t *testing.T) {
 	if got.str("status") != "deploying" || got.JSON["enabled"] != true || got.str("job.kind") != "deploy_replica" {
 		t.Errorf("GET replica while deploying: %s", got.Raw)
 	}
-	if th := mustJSON(got.JSON["thresholds"]); th != `{"crit_bytes":104857600,"crit_seconds":30,"warn_bytes":52428800,"warn_seconds":15}` {
+	if th := mustJSON(got.JSON["thresholds"]); th != `{"crit_bytes":100000000,"crit_seconds":30,"warn_bytes":50000000,"warn_seconds":15}` {
 		t.Errorf("thresholds = %s", th)
 	}
 	w := c.get("/environments/erp/settings/database/replica").want(t, http.StatusOK)

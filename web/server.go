@@ -89,7 +89,7 @@ type ReplicaThresholds struct {
 
 // DefaultReplicaThresholds are 50 MB or 15 s (warning) and 100 MB or 30 s
 // (critical).
-var DefaultReplicaThresholds = ReplicaThresholds{WarnBytes: 50 << 20, WarnSeconds: 15, CritBytes: 100 << 20, CritSeconds: 30}
+var DefaultReplicaThresholds = ReplicaThresholds{WarnBytes: 50_000_000, WarnSeconds: 15, CritBytes: 100_000_000, CritSeconds: 30}
 
 // Server holds the handlers' dependencies and the echo instance.
 type Server struct {

@@ -75,7 +75,7 @@ func (s *Server) apiShowReplica(c echo.Context) error {
 	t := s.thresholds
 	out := apiReplica{Enabled: r.Enabled, Applied: r.Applied, Requirements: []apiRequirement{},
 		Status: r.Status, Severity: r.Severity, Reason: r.Reason, Port: r.Port,
-		Thresholds: apiThresholds{WarnBytes: t.WarnBytes, WarnSeconds: t.WarnSeconds, CritBytes: t.CritBytes, CritSeconds: t.CritSeconds}}
+		Thresholds: apiThresholds(t)}
 	for _, q := range r.Requirements {
 		out.Requirements = append(out.Requirements, apiRequirement{Name: q.Name, Met: q.Met, Reason: q.Reason})
 	}

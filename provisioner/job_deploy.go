@@ -156,6 +156,11 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 	if err := r.deployPooler(ctx, env, settings, dbPassword, monitorPassword); err != nil {
 		return err
 	}
+	if env.ReplicaPort != nil {
+		if err := r.deployPoolerFor(ctx, env, replicaPooler(env.Name), settings, dbPassword, monitorPassword); err != nil {
+			return err
+		}
+	}
 
 	r.Step(ctx, "Writing the filestore and odoo.conf", 85)
 	if err := r.p.writeOdooFiles(ctx, env, settings, dbPassword, adminPassword); err != nil {

@@ -103,6 +103,9 @@ func (r *JobRun) deployReplica(ctx context.Context, env store.Environment, rebui
 		if err := r.rewriteOdooConf(ctx, noReplica, applied); err != nil {
 			return err
 		}
+		if err := r.removePooler(ctx, env, replicaPooler(env.Name)); err != nil {
+			return err
+		}
 		if err := r.p.rt.Remove(ctx, id); err != nil {
 			return err
 		}
@@ -122,7 +125,8 @@ func (r *JobRun) deployReplica(ctx context.Context, env store.Environment, rebui
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		r.Logf(cctx, "removing what this failed replica deploy made")
-		err := errors.Join(r.p.rt.Remove(cctx, id), r.dropSlot(cctx, env), r.p.store.DeleteInstance(cctx, env.ID, store.InstanceReplica))
+		err := errors.Join(r.removePooler(cctx, env, replicaPooler(env.Name)), r.p.rt.Remove(cctx, id), r.dropSlot(cctx, env),
+			r.p.store.DeleteInstance(cctx, env.ID, store.InstanceReplica))
 		if err != nil {
 			return fmt.Errorf("%w; cleanup also failed: %v", cause, err)
 		}
@@ -166,11 +170,25 @@ func (r *JobRun) deployReplica(ctx context.Context, env store.Environment, rebui
 	if err := r.waitStreaming(ctx, id); err != nil {
 		return cleanup(err)
 	}
-	r.Step(ctx, "Pointing Odoo's read-only queries at the replica", 95)
 	env, err = r.p.store.EnvironmentByName(ctx, env.Name)
 	if err != nil {
 		return err
 	}
+	if pool := applied.PgBouncer; pool != nil && pool.Enabled {
+		r.Step(ctx, "Starting the replica's PgBouncer", 92)
+		dbPassword, err := r.p.box.Open(env.DBPassword)
+		if err != nil {
+			return err
+		}
+		monitorPassword, err := r.p.box.Open(env.MonitorPassword)
+		if err != nil {
+			return err
+		}
+		if err := r.deployPoolerFor(ctx, env, replicaPooler(env.Name), applied, dbPassword, monitorPassword); err != nil {
+			return cleanup(err)
+		}
+	}
+	r.Step(ctx, "Pointing Odoo's read-only queries at the replica", 95)
 	if err := r.rewriteOdooConf(ctx, env, applied); err != nil {
 		return err
 	}
@@ -220,6 +238,9 @@ func (r *JobRun) removeReplica(ctx context.Context, env store.Environment) error
 		return err
 	}
 	r.Step(ctx, "Removing the replica", 40)
+	if err := r.removePooler(ctx, env, replicaPooler(env.Name)); err != nil {
+		return err
+	}
 	if err := r.p.rt.Remove(ctx, replicaID(env.Name)); err != nil {
 		return err
 	}

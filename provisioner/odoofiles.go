@@ -97,6 +97,12 @@ func (p *Provisioner) writeOdooFiles(ctx context.Context, env store.Environment,
 	// Odoo's read-only queries.
 	if env.ReplicaPort != nil && settings.ReadReplica {
 		oc.ReplicaHost, oc.ReplicaPort = p.rt.Address(replicaID(env.Name))
+		// Through the replica's own PgBouncer when pooling is on.
+		if pool := settings.PgBouncer; pool != nil && pool.Enabled {
+			if h, port := p.rt.Address(replicaPooler(env.Name).id); port != 0 {
+				oc.ReplicaHost, oc.ReplicaPort = h, port
+			}
+		}
 	}
 	text, err := render.OdooConfFile(oc)
 	if err != nil {

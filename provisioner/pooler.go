@@ -27,13 +27,37 @@ func pooler(env string) runtime.InstanceID {
 // credentials. Off: nothing here (removePoolerIfOff, once odoo.conf points
 // at PostgreSQL again).
 func (r *JobRun) deployPooler(ctx context.Context, env store.Environment, settings DeploySettings, dbPassword, monitorPassword string) error {
+	return r.deployPoolerFor(ctx, env, primaryPooler(env.Name), settings, dbPassword, monitorPassword)
+}
+
+// poolerFor is one of an environment's PgBouncers: the primary's, or the
+// replica's (Odoo's read-only queries go through it when pooling is on).
+type poolerFor struct {
+	id     runtime.InstanceID
+	role   string // the instances record's role
+	server runtime.InstanceID
+	what   string // for the job log
+}
+
+func primaryPooler(env string) poolerFor {
+	return poolerFor{id: pooler(env), role: store.InstancePooler, server: primary(env), what: "PgBouncer"}
+}
+
+func replicaPooler(env string) poolerFor {
+	return poolerFor{id: runtime.InstanceID{Env: env, Role: runtime.RoleReplicaPooler}, role: store.InstanceReplicaPooler,
+		server: replicaID(env), what: "the replica's PgBouncer"}
+}
+
+// deployPoolerFor makes one of the environment's PgBouncers (see
+// deployPooler) in front of its server.
+func (r *JobRun) deployPoolerFor(ctx context.Context, env store.Environment, pf poolerFor, settings DeploySettings, dbPassword, monitorPassword string) error {
 	pool := settings.PgBouncer
 	if pool == nil || !pool.Enabled {
 		return nil
 	}
-	id := pooler(env.Name)
+	id := pf.id
 	fresh := false
-	port, err := r.p.instancePort(ctx, env, store.InstancePooler)
+	port, err := r.p.instancePort(ctx, env, pf.role)
 	if err != nil {
 		return err
 	}
@@ -43,7 +67,7 @@ func (r *JobRun) deployPooler(ctx context.Context, env store.Environment, settin
 	}
 	running := st.State == runtime.StateRunning
 	fresh = st.State == runtime.StateMissing
-	r.Logf(ctx, "PgBouncer on port %d: %s pooling, pool size %d, max %d clients", port, pool.PoolMode, pool.PoolSize, pool.MaxClientConn)
+	r.Logf(ctx, "%s on port %d: %s pooling, pool size %d, max %d clients", pf.what, port, pool.PoolMode, pool.PoolSize, pool.MaxClientConn)
 	if err := r.p.rt.Create(ctx, runtime.Spec{ID: id, Port: port, Program: runtime.ProgramPgBouncer, Init: runtime.Init{Kind: runtime.InitNone}}); err != nil {
 		return err
 	}
@@ -53,7 +77,7 @@ func (r *JobRun) deployPooler(ctx context.Context, env store.Environment, settin
 			// behind; odoo.conf still points at PostgreSQL.
 			cctx := context.WithoutCancel(ctx)
 			if rerr := r.p.rt.Remove(cctx, id); rerr == nil {
-				_ = r.p.store.DeleteInstance(cctx, env.ID, store.InstancePooler)
+				_ = r.p.store.DeleteInstance(cctx, env.ID, pf.role)
 			}
 		}
 		return err
@@ -67,7 +91,7 @@ func (r *JobRun) deployPooler(ctx context.Context, env store.Environment, settin
 		return fail(err)
 	}
 	listen, lport := r.p.rt.Address(id)
-	serverHost, serverPort := r.p.rt.PeerAddress(primary(env.Name))
+	serverHost, serverPort := r.p.rt.PeerAddress(pf.server)
 	ini, err := render.PgBouncerIni(render.PgBouncerConf{
 		ListenAddr: listen, ListenPort: lport, ServerHost: serverHost, ServerPort: serverPort,
 		DBName: env.DBName, Pool: *pool, MaxConnections: MaxConnectionsOf(settings.PostgreSQLConf),
@@ -86,10 +110,10 @@ func (r *JobRun) deployPooler(ctx context.Context, env store.Environment, settin
 		return fail(err)
 	}
 	if running {
-		if err := r.p.poolerConsole(ctx, env, monitorPassword, "RELOAD"); err != nil {
-			return fmt.Errorf("reload PgBouncer: %w", err)
+		if err := r.p.poolerConsole(ctx, id, env, monitorPassword, "RELOAD"); err != nil {
+			return fmt.Errorf("reload %s: %w", pf.what, err)
 		}
-		r.Logf(ctx, "reloaded PgBouncer (its clients stay connected)")
+		r.Logf(ctx, "reloaded %s (its clients stay connected)", pf.what)
 	} else if err := r.p.rt.Start(ctx, id); err != nil {
 		return fail(err)
 	}
@@ -102,26 +126,35 @@ func (r *JobRun) deployPooler(ctx context.Context, env store.Environment, settin
 	return nil
 }
 
-// removePoolerIfOff stops and removes the environment's PgBouncer when its
-// settings turn it off, and frees its port. It runs after odoo.conf points
-// at PostgreSQL again.
+// removePoolerIfOff stops and removes the environment's PgBouncers (the
+// primary's and the replica's) when its settings turn pooling off, and
+// frees their ports. It runs after odoo.conf points at PostgreSQL again.
 func (r *JobRun) removePoolerIfOff(ctx context.Context, env store.Environment, settings DeploySettings) error {
 	if settings.PgBouncer != nil && settings.PgBouncer.Enabled {
 		return nil
 	}
-	id := pooler(env.Name)
-	st, err := r.p.rt.Status(ctx, id)
+	for _, pf := range []poolerFor{replicaPooler(env.Name), primaryPooler(env.Name)} {
+		if err := r.removePooler(ctx, env, pf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removePooler stops and removes one PgBouncer and frees its port.
+func (r *JobRun) removePooler(ctx context.Context, env store.Environment, pf poolerFor) error {
+	st, err := r.p.rt.Status(ctx, pf.id)
 	if err != nil {
 		return err
 	}
 	if st.State != runtime.StateMissing {
-		r.Step(ctx, "Removing PgBouncer", 90)
-		if err := r.p.rt.Remove(ctx, id); err != nil {
+		r.Step(ctx, "Removing "+pf.what, 90)
+		if err := r.p.rt.Remove(ctx, pf.id); err != nil {
 			return err
 		}
-		r.Logf(ctx, "PgBouncer removed; odoo.conf points at PostgreSQL")
+		r.Logf(ctx, "%s removed", pf.what)
 	}
-	return r.p.store.DeleteInstance(ctx, env.ID, store.InstancePooler)
+	return r.p.store.DeleteInstance(ctx, env.ID, pf.role)
 }
 
 // roleSecrets reads the SCRAM verifiers of the named roles from pg_authid
@@ -166,8 +199,8 @@ func simpleConfig(host string, port int, db, user, password string) (*pgx.ConnCo
 
 // poolerConsole runs one command on the environment's PgBouncer console as
 // pgdeck's monitoring role (an admin_users entry).
-func (p *Provisioner) poolerConsole(ctx context.Context, env store.Environment, monitorPassword, command string) error {
-	host, port := p.rt.Address(pooler(env.Name))
+func (p *Provisioner) poolerConsole(ctx context.Context, id runtime.InstanceID, env store.Environment, monitorPassword, command string) error {
+	host, port := p.rt.Address(id)
 	cfg, err := simpleConfig(host, port, "pgbouncer", env.MonitorUser, monitorPassword)
 	if err != nil {
 		return err
@@ -263,6 +296,11 @@ func (r *JobRun) startAll(ctx context.Context, env store.Environment) error {
 		if err := r.p.rt.Start(ctx, replicaID(env.Name)); err != nil {
 			return err
 		}
+		if st, err := r.p.rt.Status(ctx, replicaPooler(env.Name).id); err == nil && st.State != runtime.StateMissing {
+			if err := r.p.rt.Start(ctx, replicaPooler(env.Name).id); err != nil {
+				return err
+			}
+		}
 	}
 	has, err := r.p.hasPooler(ctx, env.ID)
 	if err != nil || !has {
@@ -276,6 +314,9 @@ func (r *JobRun) startAll(ctx context.Context, env store.Environment) error {
 // then its primary.
 func (r *JobRun) stopAll(ctx context.Context, env store.Environment) error {
 	if err := r.p.rt.Stop(ctx, pooler(env.Name)); err != nil {
+		return err
+	}
+	if err := r.p.rt.Stop(ctx, replicaPooler(env.Name).id); err != nil {
 		return err
 	}
 	if err := r.p.rt.Stop(ctx, replicaID(env.Name)); err != nil {

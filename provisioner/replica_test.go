@@ -246,3 +246,49 @@ func TestReplicaRequirements(t *testing.T) {
 		t.Errorf("a full server: %+v → %v", reqs, err)
 	}
 }
+
+// TestReplicaBehindPgBouncer: with pooling on, the replica gets its own
+// PgBouncer and odoo.conf's db_replica_port points at it; removing the
+// replica removes it too.
+func TestReplicaBehindPgBouncer(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	e := h.deploy("rp")
+	h.saveReplica(e, true)
+	h.savePooler(e, store.PoolerSettings{Enabled: true, PoolSize: 10, PoolMode: "transaction", MaxClientConn: 100})
+	h.succeed("rp", provisioner.KindRedeploy)
+	h.succeed("rp", provisioner.KindDeployReplica)
+	rp := runtime.InstanceID{Env: "rp", Role: runtime.RoleReplicaPooler}
+	if st, err := h.rt.Status(ctx, rp); err != nil || st.State != runtime.StateRunning {
+		t.Fatalf("the replica's PgBouncer: %+v, %v", st, err)
+	}
+	_, port := h.rt.Address(rp)
+	conf := readOdooConf(t, h.p.OdooConfPath("rp"))
+	if conf["db_replica_port"] != strconv.Itoa(port) {
+		t.Fatalf("odoo.conf db_replica_port = %s, want the replica's PgBouncer %d", conf["db_replica_port"], port)
+	}
+	c, err := simple(ctx, port, conf["db_name"], conf["db_user"], conf["db_password"])
+	if err != nil {
+		t.Fatalf("through the replica's PgBouncer with odoo.conf's credentials: %v", err)
+	}
+	var standby bool
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil || !standby {
+		t.Errorf("through the replica's PgBouncer: in recovery %v, %v; want the replica", standby, err)
+	}
+	c.Close(ctx)
+
+	// A pool change reaches it too (reload).
+	h.savePooler(e, store.PoolerSettings{Enabled: true, PoolSize: 12, PoolMode: "transaction", MaxClientConn: 100})
+	h.succeed("rp", provisioner.KindRedeploy)
+	if conf := readOdooConf(t, h.p.OdooConfPath("rp")); conf["db_replica_port"] != strconv.Itoa(port) {
+		t.Errorf("after a redeploy db_replica_port = %s, want %d", conf["db_replica_port"], port)
+	}
+
+	h.succeed("rp", provisioner.KindRemoveReplica)
+	if st, _ := h.rt.Status(ctx, rp); st.State != runtime.StateMissing {
+		t.Errorf("the replica's PgBouncer after remove: %+v", st)
+	}
+	if !testkit.PortFree(port) {
+		t.Errorf("port %d still taken", port)
+	}
+}

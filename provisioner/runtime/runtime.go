@@ -21,12 +21,14 @@ const (
 	RolePrimary Role = "primary"
 	RolePooler  Role = "pooler"
 	RoleReplica Role = "replica"
+	// RoleReplicaPooler is the PgBouncer in front of the replica.
+	RoleReplicaPooler Role = "replica_pooler"
 )
 
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool {
 	switch r {
-	case RolePrimary, RolePooler, RoleReplica:
+	case RolePrimary, RolePooler, RoleReplica, RoleReplicaPooler:
 		return true
 	}
 	return false

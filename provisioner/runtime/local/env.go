@@ -15,8 +15,8 @@ import (
 )
 
 // roles are the folders an environment's instances live in, removed
-// replica first and primary last.
-var roles = []runtime.Role{runtime.RoleReplica, runtime.RolePooler, runtime.RolePrimary}
+// the replica's pooler and the replica first and the primary last.
+var roles = []runtime.Role{runtime.RoleReplicaPooler, runtime.RoleReplica, runtime.RolePooler, runtime.RolePrimary}
 
 // envDir is the environment's folder, Root/<env>.
 func (r *Runtime) envDir(env string) string { return filepath.Join(r.root, env) }

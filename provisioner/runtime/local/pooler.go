@@ -13,7 +13,8 @@ import (
 	"pgdeck/provisioner/runtime/local/pgexec"
 )
 
-// A pooler instance is a folder Root/<env>/pooler (0700, owned by the run-as
+// A pooler instance (the primary's or the replica's) is a folder
+// Root/<env>/pooler or Root/<env>/replica_pooler (0700, owned by the run-as
 // user) that holds pgdeck.conf, the record of its port, and what the
 // provisioner writes and PgBouncer makes there: runtime.PgBouncerIniFile,
 // AuthFile, PidFile and LogFile. The role decides the program: a pooler
@@ -26,7 +27,9 @@ const poolerPortFile = "pgdeck.conf"
 // statusDialTimeout bounds Status's TCP check of a running pgbouncer.
 const statusDialTimeout = 2 * time.Second
 
-func isPooler(id runtime.InstanceID) bool { return id.Role == runtime.RolePooler }
+func isPooler(id runtime.InstanceID) bool {
+	return id.Role == runtime.RolePooler || id.Role == runtime.RoleReplicaPooler
+}
 
 // bouncer returns the pgexec PgBouncer of a pooler with the given port.
 func (r *Runtime) bouncer(id runtime.InstanceID, port int) *pgexec.PgBouncer {

@@ -51,7 +51,7 @@ func checkInit(spec runtime.Spec) error {
 		return fmt.Errorf("init From: %w", in.From.Validate())
 	case in.From == id:
 		return errors.New("a replica cannot stream from itself")
-	case in.From.Role == runtime.RolePooler:
+	case in.From.Role == runtime.RolePooler || in.From.Role == runtime.RoleReplicaPooler:
 		return fmt.Errorf("a replica streams from a PostgreSQL instance, not the pooler %s", in.From)
 	case in.Slot == "":
 		return errors.New("a replica needs init Slot: the primary's physical replication slot")

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"pgdeck/provisioner/render"
 )
 
 // Config is pgdeck's whole configuration, read from flags and PGDECK_*
@@ -36,7 +38,10 @@ type Config struct {
 	LogLevel         string
 	PGBinDir         string
 	PortRange        string
-	Workers          int
+	// Capacity is what this server holds for environments' instances
+	// (PGDECK_CAPACITY); a zero field is not counted.
+	Capacity render.Resources
+	Workers  int
 	// ShutdownGrace is how long a stopping pgdeck waits for running jobs
 	// before cancelling them (they resume at the next start).
 	ShutdownGrace time.Duration
@@ -78,6 +83,7 @@ var configVars = []configVar{
 	{"log-level", "PGDECK_LOG_LEVEL", "info", "log level: debug, info, warn or error"},
 	{"pg-bin-dir", "PGDECK_PG_BIN_DIR", "", "PostgreSQL server binaries; empty: newest /usr/lib/postgresql/*/bin"},
 	{"port-range", "PGDECK_PORT_RANGE", "25432-25999", "127.0.0.1 ports handed to environment databases"},
+	{"capacity", "PGDECK_CAPACITY", "", "what this server holds for environments, e.g. memory=64GB,cpus=16,storage=1TB; a read replica must fit in what deployed environments leave (empty or a missing field: not counted)"},
 	{"workers", "PGDECK_WORKERS", "4", "job workers running in this process"},
 	{"shutdown-grace", "PGDECK_SHUTDOWN_GRACE", "30s", "on SIGTERM/SIGINT, time running jobs get to end before they are cancelled (they resume at the next start); a second signal exits at once"},
 	{"tls-cert-file", "PGDECK_TLS_CERT_FILE", "", "serve HTTPS with this certificate (and key); session cookies become Secure"},
@@ -151,6 +157,9 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 		errs = append(errs, fmt.Errorf("PGDECK_LOG_FORMAT: want text or json, got %q", c.LogFormat))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Capacity, err = parseCapacity(get("capacity")); err != nil {
 		errs = append(errs, err)
 	}
 	if _, _, err := parsePortRange(c.PortRange); err != nil {
@@ -259,6 +268,52 @@ func parseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("PGDECK_LOG_LEVEL: want debug, info, warn or error, got %q", s)
 	}
 	return l, nil
+}
+
+// parseCapacity reads PGDECK_CAPACITY: comma-separated memory=, cpus= and
+// storage= (sizes with GB or TB, 1024-based as plans are).
+func parseCapacity(s string) (render.Resources, error) {
+	var r render.Resources
+	if strings.TrimSpace(s) == "" {
+		return r, nil
+	}
+	bad := fmt.Errorf("PGDECK_CAPACITY: want e.g. memory=64GB,cpus=16,storage=1TB, got %q", s)
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return r, bad
+		}
+		switch k {
+		case "cpus":
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return r, bad
+			}
+			r.CPUs = n
+		case "memory", "storage":
+			var unit int64
+			switch {
+			case strings.HasSuffix(v, "TB"):
+				unit, v = render.GiB<<10, strings.TrimSuffix(v, "TB")
+			case strings.HasSuffix(v, "GB"):
+				unit, v = render.GiB, strings.TrimSuffix(v, "GB")
+			default:
+				return r, bad
+			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 || n > 1<<20 {
+				return r, bad
+			}
+			if k == "memory" {
+				r.Memory = n * unit
+			} else {
+				r.Storage = n * unit
+			}
+		default:
+			return r, bad
+		}
+	}
+	return r, nil
 }
 
 func parsePortRange(s string) (lo, hi int, err error) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pgdeck/provisioner/render"
 )
 
 // configFrom loads the configuration from args and the given variables only.
@@ -70,6 +72,8 @@ func TestConfigFromEnvironmentAndFlags(t *testing.T) {
 		{"PGDECK_REPLICA_CRIT_BYTES", "replica-crit-bytes", "209715200", func(c Config) any { return c.ReplicaCritBytes }, int64(200 << 20)},
 		{"PGDECK_REPLICA_WARN_SECONDS", "replica-warn-seconds", "2.5", func(c Config) any { return c.ReplicaWarnLag }, 2500 * time.Millisecond},
 		{"PGDECK_REPLICA_CRIT_SECONDS", "replica-crit-seconds", "60", func(c Config) any { return c.ReplicaCritLag }, time.Minute},
+		{"PGDECK_CAPACITY", "capacity", "memory=64GB,cpus=16,storage=1TB", func(c Config) any { return c.Capacity },
+			render.Resources{Memory: 64 * render.GiB, CPUs: 16, Storage: 1024 * render.GiB}},
 		{"PGDECK_SECRET_KEY_FILE", "secret-key-file", "/etc/pgdeck/key", func(c Config) any { return c.secretKeyPath() }, "/etc/pgdeck/key"},
 		{"PGDECK_LOG_FORMAT", "log-format", "json", func(c Config) any { return c.LogFormat }, "json"},
 		{"PGDECK_LOG_LEVEL", "log-level", "debug", func(c Config) any { return c.LogLevel }, "debug"},
@@ -169,6 +173,9 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"PGDECK_TRUSTED_PROXIES", "10.0.0.0/8,proxy", "PGDECK_TRUSTED_PROXIES: want CIDRs"},
 		{"PGDECK_READ_TIMEOUT", "10ms", "PGDECK_READ_TIMEOUT: want a duration of at least 1s"},
 		{"PGDECK_IDLE_TIMEOUT", "never", "PGDECK_IDLE_TIMEOUT"},
+		{"PGDECK_CAPACITY", "memory=64", "PGDECK_CAPACITY: want e.g. memory=64GB"},
+		{"PGDECK_CAPACITY", "gpus=2", "PGDECK_CAPACITY"},
+		{"PGDECK_CAPACITY", "cpus=-1", "PGDECK_CAPACITY"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env+"="+tc.value, func(t *testing.T) {

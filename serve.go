@@ -56,7 +56,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	lo, hi, _ := parsePortRange(cfg.PortRange)
 	prov := provisioner.New(provisioner.Config{
 		PortLow: lo, PortHigh: hi, Workers: cfg.Workers, OdooUser: odooUser,
-		ShutdownGrace: cfg.ShutdownGrace,
+		ShutdownGrace: cfg.ShutdownGrace, Capacity: cfg.Capacity,
 	}, st, rt, box, log)
 
 	mon := monitor.New(monitor.Config{

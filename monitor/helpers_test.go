@@ -535,7 +535,7 @@ func (f *fixture) psql(id runtime.InstanceID, sql string) string {
 // addReplica makes a streaming hot standby of e's primary by hand, as the
 // provisioner's replica jobs will (e needs its cluster and the monitoring
 // role, which the base backup copies): a replication role with its
-// pg_hba line, the slot ReplicaSlot and a finite max_slot_wal_keep_size
+// pg_hba line, the slot runtime.ReplicaSlot and a finite max_slot_wal_keep_size
 // (so that the slot reports safe_wal_size) on the primary; pg_basebackup
 // through the slot into the folder where the local runtime looks for the
 // replica instance (<root>/<env>/replica/pgdata), its own pgdeck.conf
@@ -564,7 +564,7 @@ CREATE ROLE %s LOGIN REPLICATION PASSWORD '%s';
 ALTER SYSTEM SET max_slot_wal_keep_size = '1GB';
 SELECT pg_reload_conf();
 SELECT pg_create_physical_replication_slot('%s');
-`, testReplUser, testReplPassword, ReplicaSlot))
+`, testReplUser, testReplPassword, runtime.ReplicaSlot))
 
 	rid := replica(e.Name)
 	dir := f.rt.InstanceDir(rid)
@@ -587,7 +587,7 @@ SELECT pg_create_physical_replication_slot('%s');
 	// Over the primary's socket as the superuser (its local replication
 	// trust line); the standby itself streams over TCP as the role.
 	if out, err := f.rt.Exec(ctx, pid, nil, "pg_basebackup", "--checkpoint=fast", "--wal-method=stream",
-		"--slot="+ReplicaSlot, "--no-sync", "-D", rdata); err != nil {
+		"--slot="+runtime.ReplicaSlot, "--no-sync", "-D", rdata); err != nil {
 		f.tb.Fatalf("pg_basebackup: %v: %s", err, out)
 	}
 
@@ -606,7 +606,7 @@ SELECT pg_create_physical_replication_slot('%s');
 	}
 	_, pport := f.rt.Address(pid)
 	auto = append(auto, fmt.Sprintf("primary_conninfo = 'host=127.0.0.1 port=%d user=%s password=%s application_name=%s'\nprimary_slot_name = '%s'\n",
-		pport, testReplUser, testReplPassword, ReplicaApplicationName(e.Name), ReplicaSlot)...)
+		pport, testReplUser, testReplPassword, runtime.ReplicaApplicationName(e.Name), runtime.ReplicaSlot)...)
 	for name, data := range map[string][]byte{"pgdeck.conf": []byte(conf), "postgresql.auto.conf": auto, "standby.signal": nil} {
 		if err := pgexec.WriteFileAs(as, filepath.Join(rdata, name), data, 0o600); err != nil {
 			f.tb.Fatal(err)
@@ -633,7 +633,7 @@ SELECT pg_create_physical_replication_slot('%s');
 func (f *fixture) waitStreaming(e store.Environment) {
 	f.tb.Helper()
 	q := fmt.Sprintf("SELECT coalesce((SELECT state FROM pg_stat_replication WHERE application_name = '%s'), 'none')",
-		ReplicaApplicationName(e.Name))
+		runtime.ReplicaApplicationName(e.Name))
 	testkit.Eventually(f.tb, e.Name+": the replica streams", 30*time.Second, func() (bool, string) {
 		st := f.psql(primary(e.Name), q)
 		return st == "streaming", "pg_stat_replication state: " + st

@@ -16,14 +16,6 @@ import (
 	"pgdeck/store/secret"
 )
 
-// ReplicaSlot is the physical replication slot, on the primary, that an
-// environment's replica streams through.
-const ReplicaSlot = "pgdeck_replica"
-
-// ReplicaApplicationName is the application_name the replica of env
-// streams with: its row in the primary's pg_stat_replication.
-func ReplicaApplicationName(env string) string { return env + "_replica" }
-
 // replicaLogLines is how much of the replica's server log is read to tell
 // why it does not stream.
 const replicaLogLines = 50
@@ -73,7 +65,7 @@ func (p *replicaProbe) Check(ctx context.Context, e store.Environment) Result {
 		return Result{Status: store.HealthError, Reason: "no monitoring role recorded to read the replica: redeploy the environment"}
 	}
 	me := login{user: e.MonitorUser, sealed: e.MonitorPassword, db: "postgres"}
-	o := ReplicaObservation{EnvStopped: e.DesiredState == desiredStopped, Slot: ReplicaSlot}
+	o := ReplicaObservation{EnvStopped: e.DesiredState == desiredStopped, Slot: runtime.ReplicaSlot}
 	f := &Figures{}
 
 	// The primary first, and at most half the time: its current WAL
@@ -223,7 +215,7 @@ func (p *replicaProbe) readPrimary(ctx context.Context, e store.Environment, l l
 		LEFT JOIN LATERAL (SELECT pid, state, replay_lsn, replay_lag FROM pg_stat_replication
 			WHERE application_name = $1 ORDER BY backend_start DESC LIMIT 1) AS r ON true
 		LEFT JOIN pg_replication_slots AS s ON s.slot_name = $2`,
-		ReplicaApplicationName(e.Name), ReplicaSlot).
+		runtime.ReplicaApplicationName(e.Name), runtime.ReplicaSlot).
 		Scan(&v.currentLSN, &v.tli, &v.sender, &v.senderState, &v.senderReplayLSN, &v.replayLag,
 			&v.slotFound, &v.slotActive, &v.walStatus, &v.safeWAL)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"pgdeck/internal/testkit"
+	"pgdeck/provisioner/runtime"
 	"pgdeck/store"
 )
 
@@ -201,7 +202,7 @@ func TestReplicaProbe(t *testing.T) {
 		// The walsender may outlive the standby's shutdown for a moment.
 		testkit.Eventually(t, "the slot is dropped", 10*time.Second, func() (bool, string) {
 			out, err := f.rt.Exec(ctx, primary(shop.Name), nil, "psql", "-X", "-At", "-d", "postgres", "-c",
-				fmt.Sprintf("SELECT pg_drop_replication_slot('%s')", ReplicaSlot))
+				fmt.Sprintf("SELECT pg_drop_replication_slot('%s')", runtime.ReplicaSlot))
 			return err == nil, string(out)
 		})
 		if err := f.rt.Start(ctx, rid); err != nil {
@@ -210,7 +211,7 @@ func TestReplicaProbe(t *testing.T) {
 		tick(t, m)
 		tick(t, m)
 		h, d := replicaHealth()
-		want := fmt.Sprintf("the primary has no replication slot %q", ReplicaSlot)
+		want := fmt.Sprintf("the primary has no replication slot %q", runtime.ReplicaSlot)
 		if h.Status != store.HealthError || h.Severity != store.SeverityCritical || !strings.Contains(h.Reason, want) || !strings.Contains(d.Detail, want) {
 			t.Errorf("slot dropped: %s, want error %q", show(h, d), want)
 		}
@@ -218,7 +219,7 @@ func TestReplicaProbe(t *testing.T) {
 		testkit.Eventually(t, "the replica's log line is read", 15*time.Second, func() (bool, string) {
 			tick(t, m)
 			h, d := replicaHealth()
-			return strings.Contains(d.LogLine, fmt.Sprintf("replication slot %q does not exist", ReplicaSlot)), show(h, d)
+			return strings.Contains(d.LogLine, fmt.Sprintf("replication slot %q does not exist", runtime.ReplicaSlot)), show(h, d)
 		})
 		if g := replicaMetrics(t, m); g["pgdeck_replica_health/shop/error"] != 1 {
 			t.Errorf("metrics of a broken replica: %v", g)

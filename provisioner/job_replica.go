@@ -134,7 +134,7 @@ func (r *JobRun) deployReplica(ctx context.Context, env store.Environment, rebui
 	}
 
 	r.Step(ctx, "Creating the replication slot", 10)
-	if _, err := r.psql(ctx, primary(env.Name), "SELECT pg_create_physical_replication_slot("+quoteLiteral(ReplicaSlot)+") WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = "+quoteLiteral(ReplicaSlot)+")"); err != nil {
+	if _, err := r.psql(ctx, primary(env.Name), "SELECT pg_create_physical_replication_slot("+quoteLiteral(runtime.ReplicaSlot)+") WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = "+quoteLiteral(runtime.ReplicaSlot)+")"); err != nil {
 		return cleanup(err)
 	}
 
@@ -157,7 +157,7 @@ func (r *JobRun) deployReplica(ctx context.Context, env store.Environment, rebui
 	}
 	spec := runtime.Spec{ID: id, Port: port, Conf: applied.PostgreSQLConf,
 		HBA: r.p.hba(env, applied),
-		Init: runtime.Init{Kind: runtime.InitBaseBackup, From: primary(env.Name), Slot: ReplicaSlot,
+		Init: runtime.Init{Kind: runtime.InitBaseBackup, From: primary(env.Name), Slot: runtime.ReplicaSlot,
 			User: env.ReplicationUser, Password: replPassword, Progress: progress}}
 	if err := r.p.rt.Create(ctx, spec); err != nil {
 		return cleanup(err)
@@ -254,7 +254,7 @@ func (r *JobRun) removeReplica(ctx context.Context, env store.Environment) error
 // dropSlot drops the replica's slot on the primary if it is there (a slot
 // still in use by a walsender being stopped is retried briefly).
 func (r *JobRun) dropSlot(ctx context.Context, env store.Environment) error {
-	sql := "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = " + quoteLiteral(ReplicaSlot)
+	sql := "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = " + quoteLiteral(runtime.ReplicaSlot)
 	var err error
 	for range 50 {
 		if _, err = r.psql(ctx, primary(env.Name), sql); err == nil || !strings.Contains(err.Error(), "is active") {
@@ -330,7 +330,7 @@ func (r *JobRun) applyReplicaConf(ctx context.Context, env store.Environment, se
 		return err
 	}
 	spec := runtime.Spec{ID: replicaID(env.Name), Port: *env.ReplicaPort, Conf: settings.PostgreSQLConf, HBA: r.p.hba(env, settings),
-		Init: runtime.Init{Kind: runtime.InitBaseBackup, From: primary(env.Name), Slot: ReplicaSlot, User: env.ReplicationUser, Password: replPassword}}
+		Init: runtime.Init{Kind: runtime.InitBaseBackup, From: primary(env.Name), Slot: runtime.ReplicaSlot, User: env.ReplicationUser, Password: replPassword}}
 	r.Logf(ctx, "applying the settings to the replica")
 	return r.applyPrimaryConf(ctx, spec, applied.PostgreSQLConf)
 }

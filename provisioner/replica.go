@@ -18,10 +18,6 @@ const (
 	KindRemoveReplica  Kind = "remove_replica"
 )
 
-// ReplicaSlot is the physical replication slot the replica streams through,
-// on the primary.
-const ReplicaSlot = "pgdeck_replica"
-
 // ErrRequirement is returned (wrapped) for a replica an environment may not
 // have: its plan, its Odoo version or the capacity left says no.
 var ErrRequirement = errors.New("requirement not met")

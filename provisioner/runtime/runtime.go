@@ -25,6 +25,14 @@ const (
 	RoleReplicaPooler Role = "replica_pooler"
 )
 
+// ReplicaSlot is the physical replication slot, on the primary, that an
+// environment's replica streams through.
+const ReplicaSlot = "pgdeck_replica"
+
+// ReplicaApplicationName is the application_name the replica of env streams
+// with: its row in the primary's pg_stat_replication.
+func ReplicaApplicationName(env string) string { return env + "_replica" }
+
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool {
 	switch r {

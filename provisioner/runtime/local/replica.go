@@ -82,7 +82,7 @@ func (r *Runtime) standbyOptions(spec runtime.Spec) (*pgexec.StandbyOptions, err
 		User:            in.User,
 		Password:        in.Password,
 		Slot:            in.Slot,
-		ApplicationName: spec.ID.Env + "_replica",
+		ApplicationName: runtime.ReplicaApplicationName(spec.ID.Env),
 		PassFile:        filepath.Join(r.InstanceDir(spec.ID), replicaPassFile),
 		Progress:        in.Progress,
 	}, nil

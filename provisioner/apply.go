@@ -50,15 +50,15 @@ func changedParameters(old, new map[string]string) []string {
 	return out
 }
 
-// applyPrimaryConf writes the primary's configuration and makes the server
-// run on it with the least disruption: a server that is not running starts
-// on it; a running one is checked (pg_file_settings), reloaded, and
-// restarted only when a changed setting takes a restart (its context is
-// postmaster, or the server says a restart is pending). When the server
+// applyConf writes a PostgreSQL instance's configuration (the primary's or
+// the replica's) and makes the server run on it with the least disruption:
+// a server that is not running starts on it; a running one is checked
+// (pg_file_settings), reloaded, and restarted only when a changed setting
+// takes a restart (its context is postmaster). When the server
 // refuses the new configuration, the previous one is written back and the
 // server keeps (or resumes) running on it, and the error carries
 // PostgreSQL's message. previous is nil for a first deploy.
-func (r *JobRun) applyPrimaryConf(ctx context.Context, spec runtime.Spec, previous map[string]string) error {
+func (r *JobRun) applyConf(ctx context.Context, spec runtime.Spec, previous map[string]string) error {
 	id := spec.ID
 	st, err := r.p.rt.Status(ctx, id)
 	if err != nil {

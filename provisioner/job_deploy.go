@@ -126,15 +126,15 @@ func (r *JobRun) deploySteps(ctx context.Context, env store.Environment, setting
 	// lowered, the primary first.
 	replicaFirst := env.ReplicaPort != nil && raisesStandbyMinimum(previous, settings.PostgreSQLConf)
 	if replicaFirst {
-		if err := r.applyReplicaConf(ctx, env, settings, replPassword); err != nil {
+		if err := r.applyReplicaConf(ctx, env, settings, replPassword, previous); err != nil {
 			return err
 		}
 	}
-	if err := r.applyPrimaryConf(ctx, spec, previous); err != nil {
+	if err := r.applyConf(ctx, spec, previous); err != nil {
 		return err
 	}
 	if env.ReplicaPort != nil && !replicaFirst {
-		if err := r.applyReplicaConf(ctx, env, settings, replPassword); err != nil {
+		if err := r.applyReplicaConf(ctx, env, settings, replPassword, previous); err != nil {
 			return err
 		}
 	}

@@ -11,7 +11,7 @@ import (
 // redeployKind re-applies the deploy's steps to a deployed environment with
 // the settings saved when it was queued: PostgreSQL is reloaded, and
 // restarted only when a changed setting takes a restart (see
-// applyPrimaryConf); PgBouncer is started, reloaded or removed.
+// applyConf); PgBouncer is started, reloaded or removed.
 var redeployKind = JobKind{
 	Kind:    KindRedeploy,
 	Lane:    store.LaneOps,

@@ -323,14 +323,10 @@ func raisesStandbyMinimum(old, new map[string]string) bool {
 }
 
 // applyReplicaConf gives the replica the primary's tuning (a standby must
-// match it) and applies it as applyPrimaryConf does.
-func (r *JobRun) applyReplicaConf(ctx context.Context, env store.Environment, settings DeploySettings, replPassword string) error {
-	applied, err := r.p.appliedSettings(ctx, env)
-	if err != nil {
-		return err
-	}
+// match it) and applies it as applyConf does; previous is what both ran.
+func (r *JobRun) applyReplicaConf(ctx context.Context, env store.Environment, settings DeploySettings, replPassword string, previous map[string]string) error {
 	spec := runtime.Spec{ID: replicaID(env.Name), Port: *env.ReplicaPort, Conf: settings.PostgreSQLConf, HBA: r.p.hba(env, settings),
 		Init: runtime.Init{Kind: runtime.InitBaseBackup, From: primary(env.Name), Slot: runtime.ReplicaSlot, User: env.ReplicationUser, Password: replPassword}}
 	r.Logf(ctx, "applying the settings to the replica")
-	return r.applyPrimaryConf(ctx, spec, applied.PostgreSQLConf)
+	return r.applyConf(ctx, spec, previous)
 }

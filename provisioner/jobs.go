@@ -126,6 +126,18 @@ func (r *JobRun) do(ctx context.Context, k JobKind) error {
 // checkConnect proves that a role reaches a database of the instance over
 // TCP, at the address the runtime gives.
 func (p *Provisioner) checkConnect(ctx context.Context, id runtime.InstanceID, db, user, password string) error {
+	if err := p.withConn(ctx, id, db, user, password, selectOne); err != nil {
+		return fmt.Errorf("the role %s cannot connect to %s: %w", user, db, err)
+	}
+	return nil
+}
+
+// withConn logs in to a database of the instance over TCP, at the address
+// the runtime gives, and runs fn, all within 10 seconds. It speaks the
+// simple query protocol: the only one PgBouncer's console takes, the one
+// its transaction pooling carries (1.18 keeps no prepared statements), and
+// as good as any for pgdeck's few statements on PostgreSQL itself.
+func (p *Provisioner) withConn(ctx context.Context, id runtime.InstanceID, db, user, password string, fn func(context.Context, *pgx.Conn) error) error {
 	cfg, err := pgx.ParseConfig("sslmode=disable")
 	if err != nil {
 		return err
@@ -133,15 +145,21 @@ func (p *Provisioner) checkConnect(ctx context.Context, id runtime.InstanceID, d
 	host, port := p.rt.Address(id)
 	cfg.Host, cfg.Port = host, uint16(port)
 	cfg.Database, cfg.User, cfg.Password = db, user, password
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {
-		return fmt.Errorf("the role %s cannot connect to %s: %w", user, db, err)
+		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	return fn(cctx, conn)
+}
+
+// selectOne runs SELECT 1: the connection serves queries.
+func selectOne(ctx context.Context, conn *pgx.Conn) error {
 	var one int
-	return conn.QueryRow(cctx, "SELECT 1").Scan(&one)
+	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
 }
 
 // provisionSQL reloads the configuration, creates or updates the

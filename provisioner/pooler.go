@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -183,55 +182,21 @@ func (r *JobRun) roleSecrets(ctx context.Context, env store.Environment, roles .
 	return out, nil
 }
 
-// simpleConfig is a pgx connection config for PgBouncer: the simple query
-// protocol only (its console takes nothing else, and transaction pooling in
-// PgBouncer 1.18 carries no prepared statements).
-func simpleConfig(host string, port int, db, user, password string) (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig("sslmode=disable")
-	if err != nil {
-		return nil, err
-	}
-	cfg.Host, cfg.Port = host, uint16(port)
-	cfg.Database, cfg.User, cfg.Password = db, user, password
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	return cfg, nil
-}
-
-// poolerConsole runs one command on the environment's PgBouncer console as
-// pgdeck's monitoring role (an admin_users entry).
+// poolerConsole runs one command on a PgBouncer's console as pgdeck's
+// monitoring role (an admin_users entry).
 func (p *Provisioner) poolerConsole(ctx context.Context, id runtime.InstanceID, env store.Environment, monitorPassword, command string) error {
-	host, port := p.rt.Address(id)
-	cfg, err := simpleConfig(host, port, "pgbouncer", env.MonitorUser, monitorPassword)
-	if err != nil {
+	return p.withConn(ctx, id, "pgbouncer", env.MonitorUser, monitorPassword, func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, command)
 		return err
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(cctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	_, err = conn.Exec(cctx, command)
-	return err
+	})
 }
 
 // checkPoolerConnect logs in through PgBouncer and runs a query.
 func (p *Provisioner) checkPoolerConnect(ctx context.Context, id runtime.InstanceID, db, user, password string) error {
-	host, port := p.rt.Address(id)
-	cfg, err := simpleConfig(host, port, db, user, password)
-	if err != nil {
-		return err
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(cctx, cfg)
-	if err != nil {
+	if err := p.withConn(ctx, id, db, user, password, selectOne); err != nil {
 		return fmt.Errorf("the role %s cannot connect to %s through PgBouncer: %w", user, db, err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var one int
-	return conn.QueryRow(cctx, "SELECT 1").Scan(&one)
+	return nil
 }
 
 // instancePort returns the port recorded for one of the environment's

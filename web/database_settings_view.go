@@ -158,17 +158,27 @@ func poolerStatus(e store.Environment, saved store.DatabaseSettings, h *store.He
 
 // loadPooler reads the pooler's latest health, when it has an instance.
 func (s *Server) loadPooler(ctx context.Context, e store.Environment, saved store.DatabaseSettings) (poolerState, error) {
-	var h *store.Health
-	if e.PoolerPort != nil {
-		ph, err := s.store.ComponentHealth(ctx, e.ID, store.ComponentPooler)
-		switch {
-		case err == nil:
-			h = &ph
-		case !errors.Is(err, store.ErrNotFound):
-			return poolerState{}, err
-		}
+	h, err := s.poolerHealth(ctx, e)
+	if err != nil {
+		return poolerState{}, err
 	}
 	return poolerStatus(e, saved, h), nil
+}
+
+// poolerHealth is the pooler's latest health row: nil when the environment
+// has no pooler instance or it was not checked yet.
+func (s *Server) poolerHealth(ctx context.Context, e store.Environment) (*store.Health, error) {
+	if e.PoolerPort == nil {
+		return nil, nil
+	}
+	h, err := s.store.ComponentHealth(ctx, e.ID, store.ComponentPooler)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return &h, nil
 }
 
 // poolingView builds the Connection pooling card.

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -61,12 +60,9 @@ func (s *Server) loadPoolerBadge(ctx context.Context, e store.Environment) (*vie
 	if s.jobs != nil {
 		b.Host, b.Port = s.jobs.PoolerAddress(e.Name)
 	}
-	h, err := s.store.ComponentHealth(ctx, e.ID, store.ComponentPooler)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return b, nil
-	case err != nil:
-		return nil, err
+	h, err := s.poolerHealth(ctx, e)
+	if err != nil || h == nil {
+		return b, err
 	}
 	b.Health = views.Health{Status: h.Status, Reason: h.Reason, CheckedAt: h.CheckedAt, Stale: h.Stale}
 	return b, nil

@@ -236,20 +236,6 @@ func (p *Provisioner) claimPort(ctx context.Context, envID int64, role string) (
 	return 0, fmt.Errorf("no free port left for the %s in %d-%d (PGDECK_PORT_RANGE)", role, p.cfg.PortLow, p.cfg.PortHigh)
 }
 
-// hasPooler reports whether the environment has a PgBouncer recorded.
-func (p *Provisioner) hasPooler(ctx context.Context, envID int64) (bool, error) {
-	is, err := p.store.Instances(ctx, envID)
-	if err != nil {
-		return false, err
-	}
-	for _, in := range is {
-		if in.Role == store.InstancePooler {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // startAll starts the environment's primary, its replica and then its
 // PgBouncer, those it has.
 func (r *JobRun) startAll(ctx context.Context, env store.Environment) error {
@@ -267,9 +253,8 @@ func (r *JobRun) startAll(ctx context.Context, env store.Environment) error {
 			}
 		}
 	}
-	has, err := r.p.hasPooler(ctx, env.ID)
-	if err != nil || !has {
-		return err
+	if env.PoolerPort == nil {
+		return nil
 	}
 	r.Step(ctx, "Starting PgBouncer", 80)
 	return r.p.rt.Start(ctx, pooler(env.Name))

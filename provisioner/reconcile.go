@@ -39,8 +39,7 @@ func (p *Provisioner) Reconcile(ctx context.Context) error {
 			continue
 		}
 		if st.State == runtime.StateRunning {
-			has, err := p.hasPooler(ctx, e.ID)
-			if err != nil || !has {
+			if e.PoolerPort == nil {
 				continue
 			}
 			if st, err = p.rt.Status(ctx, pooler(e.Name)); err != nil || st.State == runtime.StateRunning {

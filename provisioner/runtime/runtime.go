@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"regexp"
@@ -175,6 +176,10 @@ type Status struct {
 	Reason string
 }
 
+// StreamErrTail is how much of a streamed command's standard error its
+// error carries.
+const StreamErrTail = 8 << 10
+
 // ErrMissing is returned (wrapped) by operations on an instance that was
 // never created or was removed.
 var ErrMissing = errors.New("instance does not exist")
@@ -215,6 +220,12 @@ type Runtime interface {
 	// superuser over the local socket and returns its combined output. A
 	// runtime may refuse it on a PgBouncer instance.
 	Exec(ctx context.Context, id InstanceID, stdin []byte, argv ...string) ([]byte, error)
+	// Stream runs a command in the instance like Exec, reading its standard
+	// input from in (nil: none) and writing its standard output to out as
+	// it comes, never holding either in memory: dumps and restores. Its
+	// standard error (the last StreamErrTail bytes) is part of the error
+	// when it fails.
+	Stream(ctx context.Context, id InstanceID, in io.Reader, out io.Writer, argv ...string) error
 	// Address returns where pgdeck (and Odoo, which runs beside it) reaches
 	// the instance over TCP; port 0 when it is missing.
 	Address(id InstanceID) (host string, port int)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -91,4 +92,22 @@ func (r *Runtime) Exec(ctx context.Context, id runtime.InstanceID, stdin []byte,
 		return out, fmt.Errorf("local runtime: exec in %s: %w", id, err)
 	}
 	return out, nil
+}
+
+// Stream runs a PostgreSQL program like Exec, streaming its input and output.
+func (r *Runtime) Stream(ctx context.Context, id runtime.InstanceID, in io.Reader, out io.Writer, argv ...string) error {
+	if len(argv) == 0 {
+		return errors.New("local runtime: stream: no command")
+	}
+	if isPooler(id) {
+		return fmt.Errorf("local runtime: stream in %s: not supported for pgbouncer instances", id)
+	}
+	c, err := r.load(id)
+	if err != nil {
+		return fmt.Errorf("local runtime: stream: %w", err)
+	}
+	if err := c.Stream(ctx, in, out, runtime.StreamErrTail, argv[0], argv[1:]...); err != nil {
+		return fmt.Errorf("local runtime: stream in %s: %w", id, err)
+	}
+	return nil
 }

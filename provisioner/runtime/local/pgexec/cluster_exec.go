@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os/exec"
 	goruntime "runtime"
 	"strconv"
@@ -89,3 +90,48 @@ func runProgram(ctx context.Context, env []string, stdin []byte, attr *syscall.S
 	err := cmd.Run()
 	return out.Bytes(), err
 }
+
+// Stream runs a program from BinDir like Exec, with stdin read from in (nil:
+// none) and stdout written to out as it comes; the error carries the last
+// tail bytes of its standard error.
+func (c *Cluster) Stream(ctx context.Context, in io.Reader, out io.Writer, tail int, name string, args ...string) error {
+	p, err := binPath(c.BinDir, name)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, p, args...)
+	cmd.Dir = "/"
+	cmd.Env = c.User.env(c.BinDir,
+		"PGHOST="+c.SocketDir,
+		"PGPORT="+strconv.Itoa(c.Port),
+		"PGUSER="+c.superuser(),
+	)
+	cmd.SysProcAttr = c.User.sysProcAttr(false)
+	cmd.Stdin = in
+	cmd.Stdout = out
+	stderr := &TailBuffer{Max: tail}
+	cmd.Stderr = stderr
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("pgexec: %s: %w: %s", name, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// TailBuffer keeps the last Max bytes written to it.
+type TailBuffer struct {
+	Max int
+	buf []byte
+}
+
+// Write keeps the tail of p; it never fails.
+func (t *TailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.Max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// String returns what is kept.
+func (t *TailBuffer) String() string { return string(t.buf) }

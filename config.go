@@ -59,6 +59,13 @@ type Config struct {
 	ReadTimeout    time.Duration
 	WriteTimeout   time.Duration
 	IdleTimeout    time.Duration
+	// BackupDir holds the backups; empty: <data-dir>/backups.
+	BackupDir string
+	// BackupUploadLimit bounds an uploaded archive.
+	BackupUploadLimit int64
+	// BackupWarnAge is the newest good backup's age over which the
+	// Overview and the list warn.
+	BackupWarnAge time.Duration
 }
 
 // configVar describes one setting: its flag name, variable, default and help.
@@ -95,6 +102,9 @@ var configVars = []configVar{
 	{"read-timeout", "PGDECK_READ_TIMEOUT", "30s", "time a client may take to send a whole request, body included"},
 	{"write-timeout", "PGDECK_WRITE_TIMEOUT", "60s", "time an answer may take to be written"},
 	{"idle-timeout", "PGDECK_IDLE_TIMEOUT", "120s", "time an idle keep-alive connection stays open"},
+	{"backup-dir", "PGDECK_BACKUP_DIR", "", "folder for backups (a folder per environment, and import/ for archives to import); empty: <data-dir>/backups"},
+	{"backup-upload-limit", "PGDECK_BACKUP_UPLOAD_LIMIT", "20GB", "largest backup archive an upload may bring: bytes, or with kB, MB, GB"},
+	{"backup-warn-age", "PGDECK_BACKUP_WARN_AGE", "24h", "age of an environment's newest good backup over which the Overview and the list warn"},
 }
 
 // loadConfig reads the flags in args over the PGDECK_* variables and
@@ -138,6 +148,7 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 		errs = append(errs, fmt.Errorf("PGDECK_MONITOR_CONFIRM: want 1 to 10, got %q", get("monitor-confirm")))
 	}
 	errs = append(errs, c.loadReplicaThresholds(get)...)
+	errs = append(errs, c.loadBackupSettings(get)...)
 	if c.Workers, err = strconv.Atoi(get("workers")); err != nil || c.Workers < 1 || c.Workers > 64 {
 		errs = append(errs, fmt.Errorf("PGDECK_WORKERS: want 1 to 64, got %q", get("workers")))
 	}
@@ -202,6 +213,22 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 		errs = append(errs, errors.New("PGDECK_TLS_CERT_FILE and PGDECK_TLS_KEY_FILE go together"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// loadBackupSettings reads where backups go, how large an upload may be and
+// when the newest backup is old.
+func (c *Config) loadBackupSettings(get func(string) string) []error {
+	var errs []error
+	var ok bool
+	c.BackupDir = get("backup-dir")
+	if c.BackupUploadLimit, ok = parseBytes(get("backup-upload-limit")); !ok {
+		errs = append(errs, fmt.Errorf("PGDECK_BACKUP_UPLOAD_LIMIT: want a positive size such as 20GB, got %q", get("backup-upload-limit")))
+	}
+	var ageErr error
+	if c.BackupWarnAge, ageErr = time.ParseDuration(get("backup-warn-age")); ageErr != nil || c.BackupWarnAge <= 0 {
+		errs = append(errs, fmt.Errorf("PGDECK_BACKUP_WARN_AGE: want a positive duration such as 24h, got %q", get("backup-warn-age")))
+	}
+	return errs
 }
 
 // loadReplicaThresholds reads the replica lag thresholds: each positive,
@@ -344,6 +371,18 @@ func (c Config) secretKeyPath() string {
 }
 
 // envRoot is the folder holding one folder per environment.
+// backupDir is where backups are kept, as an absolute path.
+func (c Config) backupDir() string {
+	dir := c.BackupDir
+	if dir == "" {
+		dir = filepath.Join(c.DataDir, "backups")
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
+}
+
 func (c Config) envRoot() string {
 	abs, err := filepath.Abs(filepath.Join(c.DataDir, "envs"))
 	if err != nil {

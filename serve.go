@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -57,6 +58,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	prov := provisioner.New(provisioner.Config{
 		PortLow: lo, PortHigh: hi, Workers: cfg.Workers, OdooUser: odooUser,
 		ShutdownGrace: cfg.ShutdownGrace, Capacity: cfg.Capacity,
+		BackupDir: cfg.backupDir(), PgRestore: filepath.Join(rt.BinDir(), "pg_restore"), Version: version,
 	}, st, rt, box, log)
 
 	mon := monitor.New(monitor.Config{
@@ -75,6 +77,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	deps := web.Deps{Store: st, Log: log, Secure: cfg.TLSCertFile != "", Version: version,
 		Jobs: prov, Box: box, Metrics: metrics, PublicURL: cfg.PublicURL, ListenAddr: cfg.Addr,
 		TrustedProxies: cfg.TrustedProxies, Key: key,
+		BackupUploadLimit: cfg.BackupUploadLimit, BackupWarnAge: cfg.BackupWarnAge,
 		ReplicaThresholds: web.ReplicaThresholds{WarnBytes: cfg.ReplicaWarnBytes, WarnSeconds: cfg.ReplicaWarnLag.Seconds(),
 			CritBytes: cfg.ReplicaCritBytes, CritSeconds: cfg.ReplicaCritLag.Seconds()}}
 	if cfg.MetricsAddr != "" {

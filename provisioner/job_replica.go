@@ -289,7 +289,7 @@ func (r *JobRun) rewriteOdooConf(ctx context.Context, env store.Environment, app
 // the replication role's line when a replica may stream.
 func (p *Provisioner) hba(env store.Environment, s DeploySettings) []string {
 	network := p.rt.ClientNetwork(env.Name)
-	lines := render.HBA(env.DBName, env.DBUser, network)
+	lines := append(render.RestoreHBA(stagingDB(env.ID), env.DBUser, network), render.HBA(env.DBName, env.DBUser, network)...)
 	if s.ReadReplica && env.ReplicationUser != "" {
 		lines = append([]string{render.ReplicationHBA(env.ReplicationUser, network)}, lines...)
 	}

@@ -19,6 +19,7 @@ import (
 func (h *harness) withKinds(cfg provisioner.Config, kinds ...provisioner.JobKind) *provisioner.Provisioner {
 	h.t.Helper()
 	cfg.PortLow, cfg.PortHigh = h.lo, h.hi
+	cfg.BackupDir, cfg.PgRestore = h.backups, h.pgRestore
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 20 * time.Millisecond
 	}

@@ -138,22 +138,29 @@ func (p *Provisioner) checkConnect(ctx context.Context, id runtime.InstanceID, d
 // its transaction pooling carries (1.18 keeps no prepared statements), and
 // as good as any for pgdeck's few statements on PostgreSQL itself.
 func (p *Provisioner) withConn(ctx context.Context, id runtime.InstanceID, db, user, password string, fn func(context.Context, *pgx.Conn) error) error {
-	cfg, err := pgx.ParseConfig("sslmode=disable")
-	if err != nil {
-		return err
-	}
-	host, port := p.rt.Address(id)
-	cfg.Host, cfg.Port = host, uint16(port)
-	cfg.Database, cfg.User, cfg.Password = db, user, password
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(cctx, cfg)
+	conn, err := p.connect(cctx, id, db, user, password)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	return fn(cctx, conn)
+}
+
+// connect logs in to a database of the instance over TCP like withConn,
+// within 10 seconds, and hands the connection to the caller, who closes it.
+func (p *Provisioner) connect(ctx context.Context, id runtime.InstanceID, db, user, password string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig("sslmode=disable")
+	if err != nil {
+		return nil, err
+	}
+	host, port := p.rt.Address(id)
+	cfg.Host, cfg.Port = host, uint16(port)
+	cfg.Database, cfg.User, cfg.Password = db, user, password
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	cfg.ConnectTimeout = 10 * time.Second
+	return pgx.ConnectConfig(ctx, cfg)
 }
 
 // selectOne runs SELECT 1: the connection serves queries.

@@ -55,7 +55,8 @@ type JobKind struct {
 // builtinKinds are the kinds every provisioner knows, one file each
 // (job_*.go). Read only: New copies it into the provisioner's registry.
 var builtinKinds = []JobKind{deployKind, redeployKind, stopKind, startKind, restartKind, deleteKind,
-	deployReplicaKind, rebuildReplicaKind, removeReplicaKind}
+	deployReplicaKind, rebuildReplicaKind, removeReplicaKind,
+	backupKind, scheduledBackupKind, verifyBackupKind, restoreKind}
 
 // ParseAction maps an action word from a URL to a job kind that users may
 // start by it (delete has its own confirmation and is not an action).

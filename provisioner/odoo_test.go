@@ -83,6 +83,7 @@ func TestOdooUserOwnsItsFiles(t *testing.T) {
 	h := newHarness(t)
 	h.p = provisioner.New(provisioner.Config{
 		PortLow: h.lo, PortHigh: h.hi, Workers: 2, PollInterval: 50 * time.Millisecond, OdooUser: ou,
+		BackupDir: h.backups, PgRestore: h.pgRestore,
 	}, h.st, h.rt, h.box, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	h.deploy("files")
 	conf, filestore := h.p.OdooConfPath("files"), filepath.Join(h.envDir("files"), "filestore")

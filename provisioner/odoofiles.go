@@ -65,14 +65,23 @@ func (u OdooUser) confMode() fs.FileMode {
 	return 0o640
 }
 
+// odooOwner is the owner of what Odoo writes (the filestore): the Odoo user,
+// or pgdeck's own when none is configured.
+func (p *Provisioner) odooOwner() runtime.Owner {
+	if ou := p.cfg.OdooUser; ou.Set() {
+		return runtime.Owner{UID: ou.UID, GID: ou.GID, Name: ou.Name, Set: true}
+	}
+	return runtime.Owner{}
+}
+
 // writeOdooFiles makes the filestore folder (Odoo's data_dir, owned by the
 // Odoo user with everything in it) and writes odoo.conf, both through the
 // runtime's environment scope.
 func (p *Provisioner) writeOdooFiles(ctx context.Context, env store.Environment, settings DeploySettings, dbPassword, adminPassword string) error {
 	ou := p.cfg.OdooUser
-	var odoo, conf runtime.Owner
+	odoo := p.odooOwner()
+	var conf runtime.Owner
 	if ou.Set() {
-		odoo = runtime.Owner{UID: ou.UID, GID: ou.GID, Name: ou.Name, Set: true}
 		if ou.UID != os.Geteuid() {
 			conf = runtime.Owner{UID: os.Geteuid(), GID: ou.GID, Name: ou.Name, Set: true}
 		}

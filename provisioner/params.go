@@ -25,14 +25,18 @@ type DeploySettings struct {
 	ReadReplica bool `json:"read_replica,omitempty"`
 }
 
-// BackupParams are a backup job's parameters (for the backup kind to come).
+// BackupParams are a backup job's parameters.
 type BackupParams struct {
-	// Kind is why it is taken: manual, scheduled, pre-restore, pre-delete.
+	// Kind is why it is taken: manual (the default), scheduled,
+	// pre-restore, pre-delete.
 	Kind string `json:"kind"`
+	// Format is "zip" (Odoo's, the default) or "dump" (pg_dump's custom
+	// format).
+	Format string `json:"format,omitempty"`
 }
 
-// RestoreParams are a restore job's parameters (for the restore kind to
-// come): which backup goes into which environment.
+// RestoreParams are a restore job's parameters: which backup goes into the
+// job's environment (Target names it again, for the log).
 type RestoreParams struct {
 	BackupID int64  `json:"backup_id"`
 	Target   string `json:"target"`

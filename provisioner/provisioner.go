@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"pgdeck/provisioner/backup"
 	"pgdeck/provisioner/render"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/store"
@@ -50,6 +51,19 @@ type Config struct {
 	// (PGDECK_CAPACITY); a replica must fit in what the deployed ones
 	// leave. A zero field is not counted.
 	Capacity render.Resources
+
+	// BackupDir holds every backup's archive, a folder per environment
+	// (PGDECK_BACKUP_DIR).
+	BackupDir string
+	// BackupLimits bound the archives pgdeck opens (imports above all).
+	BackupLimits backup.Limits
+	// PgRestore is pg_restore on this host, which verify runs to list a
+	// custom-format dump.
+	PgRestore string
+	// ScheduleInterval is how often the backup schedule is looked at.
+	ScheduleInterval time.Duration
+	// Version is pgdeck's version, written into each backup's manifest.
+	Version string
 }
 
 // poolSpare is how many of the store's connections Run leaves to everything
@@ -101,6 +115,9 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *
 	}
 	if cfg.RequeueInterval <= 0 {
 		cfg.RequeueInterval = 30 * time.Second
+	}
+	if cfg.ScheduleInterval <= 0 {
+		cfg.ScheduleInterval = 30 * time.Second
 	}
 	p := &Provisioner{cfg: cfg, store: st, rt: rt, box: box, log: log, wake: make(chan struct{}, 1),
 		kinds: make(map[Kind]JobKind, len(builtinKinds)), running: map[int64]bool{}}
@@ -193,6 +210,7 @@ func (p *Provisioner) Run(ctx context.Context) error {
 		wg.Go(func() { p.worker(rctx) })
 	}
 	wg.Go(func() { p.requeueLoop(rctx) })
+	wg.Go(func() { p.scheduleLoop(rctx) })
 	select {
 	case <-ctx.Done():
 	case <-p.stopping:

@@ -47,6 +47,8 @@ type harness struct {
 	p      *provisioner.Provisioner
 	root   string
 	lo, hi int
+	// backups is the provisioner's backup folder, pgRestore pg_restore.
+	backups, pgRestore string
 }
 
 // newHarness builds a harness whose environments live in a fresh short
@@ -84,9 +86,11 @@ func newHarnessAt(t testing.TB, root string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, st: st, rt: rt, box: box, root: abs, lo: lo, hi: lo + 199}
+	h := &harness{t: t, st: st, rt: rt, box: box, root: abs, lo: lo, hi: lo + 199,
+		backups: filepath.Join(filepath.Dir(abs), "backups"), pgRestore: filepath.Join(bin, "pg_restore")}
 	h.p = provisioner.New(provisioner.Config{
 		PortLow: h.lo, PortHigh: h.hi, Workers: 2, PollInterval: 50 * time.Millisecond,
+		BackupDir: h.backups, PgRestore: h.pgRestore,
 	}, st, rt, box, log)
 	t.Cleanup(h.cleanup)
 	return h
@@ -1181,6 +1185,7 @@ func (h *harness) newInstance(t *testing.T, rt runtime.Runtime, cfg provisioner.
 	}
 	t.Cleanup(st.Close)
 	cfg.PortLow, cfg.PortHigh = h.lo, h.hi
+	cfg.BackupDir, cfg.PgRestore = h.backups, h.pgRestore
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return provisioner.New(cfg, st, rt, h.box, log), st
 }

@@ -20,6 +20,14 @@ func (p *Provisioner) Reconcile(ctx context.Context) error {
 		`pgdeck restarted during step "%s"; resuming the job`); err != nil {
 		return err
 	}
+	failed, err := p.store.FailInterruptedBackups(ctx, "interrupted: pgdeck stopped while it was written", 0)
+	if err != nil {
+		return err
+	}
+	for _, b := range failed {
+		p.log.Warn("reconcile: a backup was cut short; marked failed", "backup", b.File)
+		p.removeStaleTemps(b.EnvName)
+	}
 	envs, err := p.store.ListEnvironments(ctx)
 	if err != nil {
 		return err

@@ -236,7 +236,7 @@ func TestReplicaRequirements(t *testing.T) {
 			t.Errorf("%s: requirements %+v → %v, want refused saying %q", c.name, reqs, err, c.want)
 		}
 	}
-	full := provisioner.New(provisioner.Config{PortLow: h.lo, PortHigh: h.hi, Capacity: render.Resources{Memory: 6 * render.GiB}}, h.st, h.rt, h.box, slog.Default())
+	full := provisioner.New(provisioner.Config{PortLow: h.lo, PortHigh: h.hi, Capacity: render.Resources{Memory: 6 * render.GiB}, BackupDir: h.backups}, h.st, h.rt, h.box, slog.Default())
 	e := h.deploy("big") // pro: 4GB; a replica needs 4GB more, 2GB are left
 	reqs, err := full.ReplicaRequirements(t.Context(), e)
 	if err != nil {

@@ -25,9 +25,11 @@ const (
 	// LaneOps holds the operator's actions on an environment (deploy,
 	// redeploy, stop, start, restart, delete).
 	LaneOps = "ops"
-	// LaneBackup holds backups, so that a scheduled backup never makes an
-	// operator's action fail as busy, nor the other way round.
+	// LaneBackup holds the operator's backups and checks of backups.
 	LaneBackup = "backup"
+	// LaneSchedule holds scheduled backups, so that a scheduled backup never
+	// makes an operator's backup fail as busy, nor the other way round.
+	LaneSchedule = "schedule"
 )
 
 // lockNSEnvClaim: the second key is hashtext(env_name), held for the moment

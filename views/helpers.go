@@ -144,3 +144,50 @@ func detailID(detail string) string {
 	f.Write([]byte(detail))
 	return "health-detail-" + strconv.FormatUint(f.Sum64(), 36)
 }
+
+// backupKindLabel names why a backup was taken.
+func backupKindLabel(kind string) string {
+	switch kind {
+	case "manual":
+		return "Manual"
+	case "scheduled":
+		return "Scheduled"
+	case "pre-restore":
+		return "Before a restore"
+	case "pre-delete":
+		return "Before the delete"
+	case "imported":
+		return "Imported"
+	}
+	return kind
+}
+
+// backupFormatLabel names a backup's format.
+func backupFormatLabel(format string) string {
+	if format == "dump" {
+		return "Custom dump"
+	}
+	return "Odoo zip"
+}
+
+// backupTone is a backup state's badge colour.
+func backupTone(state string) string {
+	switch state {
+	case "succeeded":
+		return "ok"
+	case "failed":
+		return "bad"
+	}
+	return "warn"
+}
+
+// backupStateLabel is a backup state in words.
+func backupStateLabel(state string) string {
+	switch state {
+	case "succeeded":
+		return "Succeeded"
+	case "failed":
+		return "Failed"
+	}
+	return "Running"
+}

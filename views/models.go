@@ -102,6 +102,8 @@ type Environment struct {
 	Health       Health
 	Deployed     bool
 	DesiredState string
+	// Backup is how old the newest good backup is (the list only).
+	Backup BackupAge
 }
 
 // Job is a job as pages show it.

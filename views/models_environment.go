@@ -49,6 +49,12 @@ type Overview struct {
 	Delete Form
 	// CSRF is the token for the delete form.
 	CSRF string
+	// Deployed: the delete takes a pre-delete backup first, kept in
+	// BackupFolder.
+	Deployed     bool
+	BackupFolder string
+	// Backups is how old the newest good backup is.
+	Backups BackupAge
 }
 
 // DatabaseDetails are the figures the Overview shows about the database.

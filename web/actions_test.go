@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -47,7 +48,8 @@ func newJobsApp(t *testing.T, opts ...provisioner.Option) *jobsApp {
 		t.Fatal(err)
 	}
 	lo := testkit.FreePortWindow(t, 21)
-	prov := provisioner.New(provisioner.Config{PortLow: lo, PortHigh: lo + 20}, st, rt, box, log, opts...)
+	prov := provisioner.New(provisioner.Config{PortLow: lo, PortHigh: lo + 20, BackupDir: filepath.Join(t.TempDir(), "backups"),
+		PgRestore: filepath.Join(rt.BinDir(), "pg_restore")}, st, rt, box, log, opts...)
 	d := testDeps(st, log)
 	d.Jobs, d.Box = prov, box
 	h := web.New(d).Handler()

@@ -20,17 +20,24 @@ func (s *Server) enqueue(c echo.Context, env store.Environment, kind provisioner
 	}
 	u, _ := currentUser(c)
 	j, err := s.jobs.Enqueue(c.Request().Context(), env, kind, u.Email)
-	switch {
-	case errors.Is(err, provisioner.ErrBusy):
-		return store.Job{}, echo.NewHTTPError(http.StatusConflict, "Another job is already queued or running for "+env.Name+"; wait for it to finish.")
-	case errors.Is(err, provisioner.ErrInvalidAction):
-		_, msg, _ := strings.Cut(err.Error(), ": ")
-		return store.Job{}, echo.NewHTTPError(http.StatusUnprocessableEntity, msg)
-	case err != nil:
+	if err := enqueueError(env, err); err != nil {
 		return store.Job{}, err
 	}
 	s.audit(c, "environment."+string(kind), env.Name, "job "+jobRef(j))
 	return j, nil
+}
+
+// enqueueError maps the provisioner's refusals to HTTP errors: busy is a
+// 409, an action that makes no sense now a 422 with the reason.
+func enqueueError(env store.Environment, err error) error {
+	switch {
+	case errors.Is(err, provisioner.ErrBusy):
+		return echo.NewHTTPError(http.StatusConflict, "Another job is already queued or running for "+env.Name+"; wait for it to finish.")
+	case errors.Is(err, provisioner.ErrInvalidAction):
+		_, msg, _ := strings.Cut(err.Error(), ": ")
+		return echo.NewHTTPError(http.StatusUnprocessableEntity, msg)
+	}
+	return err
 }
 
 // runAction starts Deploy, Redeploy, Stop, Start or Restart.

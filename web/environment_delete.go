@@ -30,9 +30,22 @@ func (s *Server) deleteEnvironment(c echo.Context) error {
 		p := s.page(c, e.Name, "environments")
 		return s.render(c, http.StatusUnprocessableEntity, p, views.EnvironmentOverview(p, h, n, o))
 	}
-	if _, err := s.enqueue(c, e, provisioner.KindDelete); err != nil {
+	skip := c.Request().PostFormValue("skip_backup") == "on"
+	if _, err := s.enqueueWith(c, e, provisioner.KindDelete, provisioner.DeleteParams{SkipBackup: skip}, deleteDetail(skip)); err != nil {
 		return err
 	}
-	s.flash(c, "info", "Deleting "+e.Name+": its database, filestore and odoo.conf are being removed.")
+	note := "Deleting " + e.Name + ": a pre-delete backup is taken, then its database, filestore and odoo.conf are removed."
+	if skip || !e.Deployed() {
+		note = "Deleting " + e.Name + ": its database, filestore and odoo.conf are being removed."
+	}
+	s.flash(c, "info", note)
 	return redirect(c, "/jobs")
+}
+
+// deleteDetail is what the audit log says of a delete's backup.
+func deleteDetail(skip bool) string {
+	if skip {
+		return "without a pre-delete backup"
+	}
+	return "after a pre-delete backup"
 }

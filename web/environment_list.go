@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -19,9 +20,18 @@ func (s *Server) listEnvironments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	newest, err := s.store.NewestGoodBackups(ctx)
+	if err != nil {
+		return err
+	}
 	vms := make([]views.Environment, len(envs))
 	for i, e := range envs {
 		vms[i] = environmentView(e, stateFrom(e, hs, js))
+		a := views.BackupAge{WarnAfter: humanDuration(s.backupWarnAge), Warn: true}
+		if t, ok := newest[e.Name]; ok {
+			a.Newest, a.Warn = &t, time.Since(t) > s.backupWarnAge
+		}
+		vms[i].Backup = a
 	}
 	p := s.page(c, "Environments", "environments")
 	return s.render(c, http.StatusOK, p, views.EnvironmentsPage(p, vms))

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"path/filepath"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -97,21 +98,43 @@ func (s *Server) loadOverview(c echo.Context, e store.Environment) (views.Overvi
 		return views.Overview{}, err
 	}
 	o := s.overviewView(c, e, st)
-	o.Database.Pooler, err = s.loadPoolerBadge(c.Request().Context(), e)
+	if o.Database.Pooler, err = s.loadPoolerBadge(c.Request().Context(), e); err != nil {
+		return o, err
+	}
+	o.Backups, err = s.loadBackupAge(c.Request().Context(), e)
 	return o, err
+}
+
+// loadBackupAge reads how old the environment's newest good backup is.
+func (s *Server) loadBackupAge(ctx context.Context, e store.Environment) (views.BackupAge, error) {
+	backups, err := s.store.ListBackups(ctx, e.Name, 0)
+	if err != nil {
+		return views.BackupAge{}, err
+	}
+	return s.backupAge(backups), nil
 }
 
 // overviewView builds the Overview's cards from a loaded state.
 func (s *Server) overviewView(c echo.Context, e store.Environment, st envState) views.Overview {
 	u, _ := currentUser(c)
 	return views.Overview{
-		Name:      e.Name,
-		Database:  s.databaseCardView(e, st),
-		CanChange: u.CanChange(),
-		CanReveal: u.CanChange(),
-		Busy:      st.job != nil && st.job.Active(),
-		CSRF:      s.csrfToken(c),
+		Name:         e.Name,
+		Database:     s.databaseCardView(e, st),
+		CanChange:    u.CanChange(),
+		CanReveal:    u.CanChange(),
+		Busy:         st.job != nil && st.job.Active(),
+		CSRF:         s.csrfToken(c),
+		Deployed:     e.Deployed(),
+		BackupFolder: s.backupFolder(e.Name),
 	}
+}
+
+// backupFolder is where an environment's backups are kept.
+func (s *Server) backupFolder(env string) string {
+	if s.jobs == nil {
+		return ""
+	}
+	return filepath.Join(s.jobs.BackupDir(), env)
 }
 
 // loadOverviewPage builds the Overview tab: header, pending notice and
@@ -129,6 +152,9 @@ func (s *Server) loadOverviewPage(c echo.Context, e store.Environment) (views.En
 	h := s.headerView(c, e, st)
 	o := s.overviewView(c, e, st)
 	if o.Database.Pooler, err = s.loadPoolerBadge(ctx, e); err != nil {
+		return views.EnvironmentHead{}, views.PendingNotice{}, views.Overview{}, err
+	}
+	if o.Backups, err = s.loadBackupAge(ctx, e); err != nil {
 		return views.EnvironmentHead{}, views.PendingNotice{}, views.Overview{}, err
 	}
 	return h, s.pendingNoticeView(c, e, saved, h.Busy()), o, nil

@@ -66,7 +66,8 @@ func (s *Server) csrfToken(c echo.Context) string {
 // another site, or whose token does not match. The token is read from the
 // X-CSRF-Token header (as htmx sends it), otherwise from the _csrf field
 // of a urlencoded body only: never from the query string, and never by
-// parsing a multipart body.
+// parsing a multipart body (an archive upload's handler reads its token
+// from the body's first part itself).
 func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Set(sessionLoadedKey, true)
@@ -86,6 +87,12 @@ func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 			want = s.anonCSRF(c, false)
 		}
 		got := r.Header.Get("X-CSRF-Token")
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); got == "" && mt == "multipart/form-data" && uploadRoutes[c.Path()] {
+			// An upload: its handler reads the token from the body's
+			// first part, before the file (see checkUploadCSRF).
+			c.Set(csrfDeferredKey, want)
+			return next(c)
+		}
 		if got == "" {
 			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
 				got = r.PostFormValue("_csrf")

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -59,6 +60,11 @@ type Deps struct {
 	// ReplicaThresholds are the replica lag's thresholds; zero fields take
 	// DefaultReplicaThresholds'.
 	ReplicaThresholds ReplicaThresholds
+	// BackupUploadLimit bounds an uploaded archive; 0 means 20 GB.
+	BackupUploadLimit int64
+	// BackupWarnAge is the newest good backup's age over which pages
+	// warn; 0 means a day.
+	BackupWarnAge time.Duration
 }
 
 // Jobs is what the web layer asks of the provisioner.
@@ -75,6 +81,25 @@ type Jobs interface {
 	// ReplicaRequirements says what a read replica of env needs and
 	// whether each holds (plan, Odoo version, quota and capacity).
 	ReplicaRequirements(ctx context.Context, env store.Environment) ([]provisioner.Requirement, error)
+
+	// EnqueueWith is Enqueue with the job's parameters.
+	EnqueueWith(ctx context.Context, env store.Environment, kind provisioner.Kind, params any, by string) (store.Job, error)
+	// BackupPath is where a backup's archive is on this host.
+	BackupPath(b store.Backup) string
+	// DeleteBackup removes a backup's archive and forgets it.
+	DeleteBackup(ctx context.Context, b store.Backup) error
+	// UploadFile creates the file an upload for env is streamed into.
+	UploadFile(env string) (*os.File, error)
+	// ImportBackup records an archive on this host as an imported backup
+	// of env once checked (a *backup.Error says why not); move renames it
+	// into place, otherwise it is copied.
+	ImportBackup(ctx context.Context, env store.Environment, path string, move bool, by string) (store.Backup, error)
+	// ImportFiles lists the archives waiting in the backup folder's import
+	// folder; ImportFilePath is where one of them is.
+	ImportFiles() ([]string, error)
+	ImportFilePath(name string) (string, error)
+	// BackupDir is the backup folder.
+	BackupDir() string
 }
 
 // ReplicaThresholds are the replica lag's warning and critical
@@ -112,7 +137,11 @@ type Server struct {
 	metrics http.Handler
 	// thresholds are the replica lag's (chart bands, API).
 	thresholds ReplicaThresholds
-	echo       *echo.Echo
+	// uploadLimit bounds an uploaded archive; backupWarnAge is the newest
+	// good backup's age over which pages warn.
+	uploadLimit   int64
+	backupWarnAge time.Duration
+	echo          *echo.Echo
 }
 
 // New builds the server and its routes.
@@ -152,17 +181,19 @@ func New(d Deps) *Server {
 		sessions: sm,
 		limiter:  newLoginLimiter(loginWindow, loginLimiterKeys),
 
-		hashSlots: make(chan struct{}, slots),
-		ceiling:   cmp.Or(d.AccountLoginCeiling, loginPerAccount),
-		key:       key,
-		secure:    secure,
-		hsts:      secure,
-		publicURL: d.PublicURL,
-		hosts:     hosts,
-		version:   d.Version,
-		jobs:      d.Jobs,
-		box:       d.Box,
-		metrics:   d.Metrics,
+		hashSlots:     make(chan struct{}, slots),
+		ceiling:       cmp.Or(d.AccountLoginCeiling, loginPerAccount),
+		key:           key,
+		secure:        secure,
+		hsts:          secure,
+		publicURL:     d.PublicURL,
+		hosts:         hosts,
+		version:       d.Version,
+		jobs:          d.Jobs,
+		box:           d.Box,
+		metrics:       d.Metrics,
+		uploadLimit:   cmp.Or(d.BackupUploadLimit, 20_000_000_000),
+		backupWarnAge: cmp.Or(d.BackupWarnAge, 24*time.Hour),
 		thresholds: ReplicaThresholds{
 			WarnBytes:   cmp.Or(d.ReplicaThresholds.WarnBytes, DefaultReplicaThresholds.WarnBytes),
 			WarnSeconds: cmp.Or(d.ReplicaThresholds.WarnSeconds, DefaultReplicaThresholds.WarnSeconds),

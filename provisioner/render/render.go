@@ -111,6 +111,18 @@ func HBA(dbName, dbUser, network string) []string {
 	}
 }
 
+// RestoreHBA are the pg_hba.conf lines that let the environment's role into
+// the database a restore loads into (staging), beside its own: over the
+// instance's socket (only the server's OS user reaches it), where pgdeck's
+// psql loads the dump as that role, and over TCP, where pgdeck checks the
+// result. They go before HBA's reject lines.
+func RestoreHBA(staging, dbUser, network string) []string {
+	return []string{
+		fmt.Sprintf("local %s %s trust", staging, dbUser),
+		fmt.Sprintf("host %s %s %s scram-sha-256", staging, dbUser, network),
+	}
+}
+
 // ReplicationHBA is the pg_hba.conf line that lets the replica's role stream
 // from the primary (it goes before HBA's reject lines).
 func ReplicationHBA(user, network string) string {

@@ -1,0 +1,3 @@
+-- disable oauth providers
+UPDATE auth_oauth_provider
+   SET enabled = false;

@@ -1,0 +1,3 @@
+-- disable mondialrelay
+UPDATE delivery_carrier
+SET mondialrelay_brand = 'BDTEST  ';

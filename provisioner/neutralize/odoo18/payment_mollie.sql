@@ -1,0 +1,3 @@
+-- disable mollie payment provider
+UPDATE payment_provider
+   SET mollie_api_key = NULL;

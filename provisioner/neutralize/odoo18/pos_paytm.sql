@@ -1,0 +1,3 @@
+UPDATE pos_payment_method
+SET paytm_test_mode = true,
+    paytm_merchant_key = 'dummykey00012345';

@@ -1,0 +1,3 @@
+UPDATE pos_payment_method
+SET razorpay_test_mode = true,
+    razorpay_api_key = 'dummykey00012345';

@@ -76,11 +76,14 @@ func TestCrashDuringRestore(t *testing.T) {
 		t.Fatalf("backup: %d", code)
 	}
 	waitJob(job.ID, "the backup")
-	var backups []struct {
-		ID   int64  `json:"id"`
-		Kind string `json:"kind"`
+	var list struct {
+		Backups []struct {
+			ID   int64  `json:"id"`
+			Kind string `json:"kind"`
+		} `json:"backups"`
 	}
-	b.api(http.MethodGet, "/api/v1/environments/shop/backups", token, "", &backups)
+	b.api(http.MethodGet, "/api/v1/environments/shop/backups", token, "", &list)
+	backups := list.Backups
 	if len(backups) != 1 {
 		t.Fatalf("backups: %+v", backups)
 	}

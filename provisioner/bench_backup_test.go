@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // BenchmarkBackupRestore backs up and restores an environment holding about
@@ -191,4 +190,3 @@ func dirBytes(dir string) int64 {
 	})
 	return n
 }
-

@@ -589,7 +589,7 @@ func (s *scanner) copyLine() error {
 			}
 		}
 		if err == io.EOF {
-			if len(chunk) == 0 || string(chunk) == `\.` {
+			if string(chunk) == `\.` {
 				s.st = stNormal
 				return s.atEOF()
 			}

@@ -301,7 +301,15 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 		c.err = io.EOF
 		return n, io.EOF
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, zip.ErrFormat):
+		// archive/zip reports more data than the header declares so.
+		c.err = refusef("the archive's entry %s holds more data than its header says (a zip bomb?)", c.name)
+		return n, c.err
+	case errors.Is(err, zip.ErrChecksum):
+		c.err = refusef("the archive's entry %s is damaged: its CRC does not match", c.name)
+		return n, c.err
+	case err != nil:
 		c.err = refusef("the archive's entry %s is damaged: %v", c.name, err)
 		return n, c.err
 	}
@@ -371,6 +379,11 @@ func (a *Archive) Verify(ctx context.Context, pgRestore string, tmpDir string) e
 		for name := range info.Files {
 			if a.entries[name] == nil {
 				return refusef("the manifest lists %s, which the archive does not hold", name)
+			}
+		}
+		for name := range a.entries {
+			if _, ok := info.Files[name]; !ok && name != ManifestName {
+				return refusef("the archive holds %s, which its manifest does not list", name)
 			}
 		}
 	}

@@ -480,6 +480,12 @@ func (a *Archive) ExtractFilestore(ctx context.Context, dir string) (files int, 
 		return 0, 0, fmt.Errorf("backup: extract filestore: %w", err)
 	}
 	defer root.Close()
+	// dir is the folder just made, not something put in its place since.
+	rfi, err1 := root.Stat(".")
+	dfi, err2 := os.Lstat(dir)
+	if err1 != nil || err2 != nil || !os.SameFile(rfi, dfi) {
+		return 0, 0, refusef("the filestore folder %s was replaced while it was being extracted", dir)
+	}
 	made := map[string]bool{}
 	for _, zf := range a.zr.File {
 		if err := ctx.Err(); err != nil {

@@ -289,8 +289,48 @@ func TestWriteFailures(t *testing.T) {
 		t.Error("a symbolic link in the filestore was archived")
 	}
 
-	m, err := Write(t.Context(), io.Discard, Source{Format: FormatZip, FilestoreDir: filepath.Join(fs, "missing"), Dump: func(ctx context.Context, w io.Writer) error { return nil }}, nil)
+	real := t.TempDir()
+	os.WriteFile(filepath.Join(real, "x"), []byte("x"), 0o644)
+	linked := filepath.Join(t.TempDir(), "filestore")
+	os.Symlink(real, linked)
+	m, err := Write(t.Context(), io.Discard, Source{Format: FormatZip, FilestoreDir: linked, Dump: func(ctx context.Context, w io.Writer) error { return nil }}, nil)
+	if err != nil || m.Pgdeck.FilestoreFiles != 1 {
+		t.Errorf("filestore root behind a symbolic link: %v, %+v", err, m.Pgdeck)
+	}
+
+	m, err = Write(t.Context(), io.Discard, Source{Format: FormatZip, FilestoreDir: filepath.Join(fs, "missing"), Dump: func(ctx context.Context, w io.Writer) error { return nil }}, nil)
 	if err != nil || m.Pgdeck.FilestoreFiles != 0 {
 		t.Errorf("missing filestore: %v, %+v", err, m.Pgdeck)
+	}
+}
+
+// TestHarmlessStatements: a dump from another cluster (its roles missing
+// here), from a newer pg_dump (SET transaction_timeout) and with extensions
+// the target already has fails as it is under ON_ERROR_STOP for a
+// non-superuser owner, and restores whole through RestoreScript.
+func TestHarmlessStatements(t *testing.T) {
+	pg := startPG(t)
+	src := makeSource(t, pg)
+	var dump bytes.Buffer
+	if err := pgDumpFunc(pg, src)(t.Context(), &dump); err != nil {
+		t.Fatal(err)
+	}
+	sql := strings.ReplaceAll(dump.String(), "pgdeck_test_reader", "role_of_another_cluster")
+	sql = strings.Replace(sql, "SET statement_timeout = 0;", "SET statement_timeout = 0;\nSET transaction_timeout = 0;", 1)
+	for _, want := range []string{"COMMENT ON EXTENSION", "GRANT SELECT ON TABLE public.res_partner TO role_of_another_cluster", "ALTER DEFAULT PRIVILEGES FOR ROLE postgres"} {
+		if !strings.Contains(sql, want) {
+			t.Fatalf("the dump lacks %q", want)
+		}
+	}
+	dst, owner := makeTarget(t, pg)
+	if err := pg.psqlAs(t.Context(), dst, owner, strings.NewReader(sql)); err == nil {
+		t.Fatal("the raw dump restored under ON_ERROR_STOP: nothing to rewrite?")
+	}
+	dst, owner = makeTarget(t, pg)
+	if err := pg.psqlAs(t.Context(), dst, owner, RestoreScript(strings.NewReader(sql))); err != nil {
+		t.Fatalf("RestoreScript: %v", err)
+	}
+	if got, want := pg.sql(t, dst, checksumSQL), pg.sql(t, src, checksumSQL); got != want {
+		t.Errorf("restored database differs:\n got %s\nwant %s", got, want)
 	}
 }

@@ -57,8 +57,18 @@ func ScanPlain(r io.Reader) error {
 // psql (15.14 and later) itself refuses any meta-command in between and a
 // dump cannot lift the restriction with a key it knows. Any other
 // meta-command fails the reader with an *Error (ScanPlain runs first; this
-// is defence in depth). It streams in constant memory: only a statement it
-// rewrites is held, bounded to 1 MiB.
+// is defence in depth), and so does a dump that ends inside a statement. It
+// streams in constant memory: only a statement it rewrites is held, bounded
+// to 1 MiB. The output needs psql 15.14 or later (\restrict).
+//
+// A custom-format dump is restored the same way, through its plain form:
+// `pg_restore --no-owner -f -` (reading the dump on its standard input)
+// into RestoreScript into psql. Run directly into the database, pg_restore
+// either stops at the first harmless error (--exit-on-error: COMMENT ON
+// EXTENSION, a missing role) or lets real errors pass with exit status 1
+// ("errors ignored on restore"), and the two cannot be told apart; through
+// RestoreScript the harmless ones are rewritten and every remaining error
+// stops the restore (psql's exit status 3).
 func RestoreScript(r io.Reader) io.Reader {
 	key := make([]byte, 24)
 	rand.Read(key)
@@ -654,16 +664,13 @@ func (s *scanner) atEOF() error {
 	case stBlockComment:
 		return s.refuse("the dump ends inside a comment")
 	}
+	if s.pendingCopy {
+		return s.refuse("the dump ends inside COPY data")
+	}
 	if s.inStmt {
-		if s.unrestricted {
-			return s.refuse("a statement follows \\unrestrict")
-		}
-		if s.hiddenCopy {
-			return s.refuse("a COPY is hidden inside a statement that psql sends with others (line %d)", s.stmtLine)
-		}
-		if s.rw != nil {
-			s.rw.flushAll()
-		}
+		// pg_dump ends every statement; psql would send an unterminated
+		// one at the end of its input, after the closing \unrestrict.
+		return s.refuse("the dump ends inside a statement (started on line %d)", s.stmtLine)
 	}
 	return io.EOF
 }
@@ -743,12 +750,6 @@ func (rw *rewriter) flush() {
 	rw.hold = false
 	rw.out.Write(rw.buf)
 	rw.buf = rw.buf[:0]
-}
-
-func (rw *rewriter) flushAll() {
-	if rw.hold {
-		rw.flush()
-	}
 }
 
 // end is called at a statement's terminating semicolon (not yet written).

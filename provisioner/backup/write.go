@@ -101,10 +101,15 @@ func Write(ctx context.Context, w io.Writer, src Source, progress func(written i
 	info.Files[name] = part
 	info.DumpBytes = part.Size
 
-	if src.FilestoreDir != "" {
-		err := filepath.WalkDir(src.FilestoreDir, func(p string, d fs.DirEntry, err error) error {
+	if root := src.FilestoreDir; root != "" {
+		// The root may be a symbolic link (a data_dir moved elsewhere);
+		// links below it are refused.
+		if r, err := filepath.EvalSymlinks(root); err == nil {
+			root = r
+		}
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
-				if p == src.FilestoreDir && errors.Is(err, fs.ErrNotExist) {
+				if p == root && errors.Is(err, fs.ErrNotExist) {
 					return fs.SkipAll
 				}
 				return fmt.Errorf("backup: read filestore: %w", err)
@@ -115,7 +120,7 @@ func Write(ctx context.Context, w io.Writer, src Source, progress func(written i
 			if d.IsDir() {
 				return nil
 			}
-			rel, err := filepath.Rel(src.FilestoreDir, p)
+			rel, err := filepath.Rel(root, p)
 			if err != nil {
 				return err
 			}

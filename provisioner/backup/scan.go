@@ -621,38 +621,32 @@ func (s *scanner) endOfLine() error {
 // copyLine passes one line of COPY data; a line that is exactly \. ends it,
 // as psql's handleCopyIn reads it.
 func (s *scanner) copyLine() error {
-	for {
-		chunk, err := s.r.ReadSlice('\n')
-		if len(chunk) > 0 {
-			s.emit(chunk...)
-		}
-		if err == bufio.ErrBufferFull {
-			// A long line: pass it on in pieces; it cannot be \. any more.
-			for err == bufio.ErrBufferFull {
-				chunk, err = s.r.ReadSlice('\n')
-				s.emit(chunk...)
-			}
-			if err == nil {
-				s.line++
-				return nil
-			}
-		}
-		if err == io.EOF {
-			if string(chunk) == `\.` {
-				s.st = stNormal
-				return s.atEOF()
-			}
-			return s.refuse("the dump ends inside COPY data")
-		}
-		if err != nil {
-			return err
-		}
-		s.line++
-		if string(chunk) == "\\.\n" || string(chunk) == "\\.\r\n" {
-			s.st = stNormal
-		}
-		return nil
+	chunk, err := s.r.ReadSlice('\n')
+	s.emit(chunk...)
+	long := false
+	for err == bufio.ErrBufferFull {
+		// A long line: pass it on in pieces; it cannot be \. any more.
+		long = true
+		chunk, err = s.r.ReadSlice('\n')
+		s.emit(chunk...)
 	}
+	switch {
+	case err == io.EOF:
+		// psql ends COPY data at the end of its input too, but a dump cut
+		// there is damaged.
+		if !long && string(chunk) == `\.` {
+			s.st = stNormal
+			return s.atEOF()
+		}
+		return s.refuse("the dump ends inside COPY data")
+	case err != nil:
+		return err
+	}
+	s.line++
+	if !long && (string(chunk) == "\\.\n" || string(chunk) == "\\.\r\n") {
+		s.st = stNormal
+	}
+	return nil
 }
 
 // meta handles a backslash outside quotes: only pg_dump's \restrict before

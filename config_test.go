@@ -44,6 +44,9 @@ func TestConfigDefaults(t *testing.T) {
 		WriteTimeout:     60 * time.Second,
 		IdleTimeout:      120 * time.Second,
 		ShutdownGrace:    30 * time.Second,
+
+		BackupUploadLimit: 20_000_000_000,
+		BackupWarnAge:     24 * time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)

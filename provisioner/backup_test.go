@@ -41,7 +41,7 @@ func (h *harness) seedOdooish(e store.Environment, baseURL string) {
 		INSERT INTO ir_config_parameter (key, value) VALUES ('web.base.url', '`+baseURL+`'),
 			('database.uuid', 'uuid-of-`+e.Name+`'), ('database.secret', 'secret-of-`+e.Name+`');
 		INSERT INTO ir_module_module (name, state, latest_version) VALUES ('base', 'installed', '18.0.1.3'),
-			('mail', 'installed', '18.0.1.15'), ('sale', 'uninstalled', NULL);
+			('sale', 'uninstalled', NULL);
 		INSERT INTO ir_mail_server (name, smtp_port, smtp_host, smtp_encryption, active, smtp_authentication)
 			VALUES ('customers', 587, 'smtp.example.com', 'starttls', true, 'login');
 		INSERT INTO ir_cron (name, active) VALUES ('autovacuum', true), ('send invoices', true);
@@ -450,8 +450,8 @@ func TestRestoreResumesAfterAStop(t *testing.T) {
 
 	t.Run("cut short after the swap: finished without restoring again", func(t *testing.T) {
 		// The swap of an attempt that restored the backup was done: the
-		// previous data (here, a copy with a changed row) is aside.
-		psql("CREATE DATABASE " + previous + " TEMPLATE shop OWNER " + e.DBUser)
+		// previous data (here, an empty database) is aside.
+		psql("CREATE DATABASE " + previous + " OWNER " + e.DBUser)
 		h.writeFiles(e, map[string]string{"../" + e.DBName + ".pgdeck-previous/yy/old": "old"})
 		j, err := h.p.EnqueueWith(t.Context(), h.env("shop"), provisioner.KindRestore, provisioner.RestoreParams{BackupID: b.ID, Target: "shop"}, "test")
 		if err != nil {

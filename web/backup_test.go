@@ -59,7 +59,7 @@ func TestAPIBackups(t *testing.T) {
 
 	// Downloads: owners and admins, whole or resumed.
 	download := func(token, rng string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodGet, "/api/v1/environments/erp/backups/"+id+"/download", nil)
+		req := httptest.NewRequest(http.MethodGet, base.ResolveReference(&url.URL{Path: "/api/v1/environments/erp/backups/" + id + "/download"}).String(), nil)
 		req.RemoteAddr = "192.0.2.20:40000"
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
@@ -150,7 +150,7 @@ func TestAPIBackups(t *testing.T) {
 	}
 
 	a.api(http.MethodDelete, "/api/v1/environments/erp/backups/"+id, viewer, "").want(t, http.StatusForbidden)
-	req := httptest.NewRequest(http.MethodDelete, "/api/v1/environments/erp/backups/"+id, nil)
+	req := httptest.NewRequest(http.MethodDelete, base.ResolveReference(&url.URL{Path: "/api/v1/environments/erp/backups/" + id}).String(), nil)
 	req.Header.Set("Authorization", "Bearer "+owner)
 	rec := httptest.NewRecorder()
 	a.h.ServeHTTP(rec, req)
@@ -184,7 +184,7 @@ func TestPageImportNeedsTheTokenFirst(t *testing.T) {
 			w.Write(file)
 		}
 		mw.Close()
-		req := httptest.NewRequest(http.MethodPost, "/environments/erp/backups/import", io.NopCloser(&body))
+		req := httptest.NewRequest(http.MethodPost, base.ResolveReference(&url.URL{Path: "/environments/erp/backups/import"}).String(), io.NopCloser(&body))
 		req.Header.Set("Content-Type", mw.FormDataContentType())
 		return c.do(req)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5"
+
+	"pgdeck/internal/testkit"
 )
 
 // TestBrowserBackups walks the Backups tab as a person does in Chromium:
@@ -31,7 +33,11 @@ import (
 // Screenshots: testdata/out/screenshots/5x-*.png, light and dark.
 func TestBrowserBackups(t *testing.T) {
 	start := time.Now()
-	srv := startServer(t, "--monitor-interval", "1s")
+	// Its own window of ports: browser tests of other checkouts may run
+	// beside this one, each pgdeck handing out ports from the same default
+	// range.
+	ports := testkit.FreePortWindow(t, 10)
+	srv := startServer(t, "--monitor-interval", "1s", "--port-range", fmt.Sprintf("%d-%d", ports, ports+9))
 	ctx := newBrowser(t, 3*time.Minute)
 	const (
 		name    = "shop-bk"
@@ -67,7 +73,9 @@ func TestBrowserBackups(t *testing.T) {
 		return strings.HasSuffix(p, "odoo.conf"), "odoo.conf path " + p
 	})
 	db := envDB{conf: crashReadConf(t, textOf(t, ctx, "#connection-card p.muted code"))}
-	db.exec(t, "CREATE TABLE "+probe+" (note text PRIMARY KEY)", "INSERT INTO "+probe+" VALUES ('before the backup')")
+	db.exec(t, "CREATE TABLE "+probe+" (note text PRIMARY KEY)", "INSERT INTO "+probe+" VALUES ('before the backup')",
+		// Some bulk, so that the backup takes long enough to be seen at work.
+		"CREATE TABLE pgdeck_filler AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text) || md5((g + 3)::text) AS pad FROM generate_series(1, 50000) g")
 
 	// No backup yet: the tab says so, with the warning.
 	do(t, ctx, "open the Backups tab",
@@ -96,12 +104,16 @@ func TestBrowserBackups(t *testing.T) {
 	var (
 		states   []string // the row's states as the page showed them
 		strips   []string // the job strip's states for the backup job
+		polled   bool     // the list polled while the job ran
 		manual   backupRowView
 		lastSeen string
 	)
 	eventually(t, ctx, "the backup's row reads Succeeded without a reload", selfUpdate, func() (bool, string) {
 		rows := readBackupRows(t, ctx)
 		j := readJobStrip(t, ctx)
+		if strings.Contains(listTrigger(t, ctx), "every 2s") {
+			polled = true
+		}
 		if j.Href != deployJob && j.Kind == "backup" && (len(strips) == 0 || strips[len(strips)-1] != j.State) {
 			strips = append(strips, j.State)
 		}
@@ -113,11 +125,20 @@ func TestBrowserBackups(t *testing.T) {
 		manual = rows[i]
 		if len(states) == 0 || states[len(states)-1] != manual.State {
 			states = append(states, manual.State)
+			if manual.State == "running" {
+				screenshot(t, ctx, "50b-backup-running")
+			}
 		}
 		lastSeen = fmt.Sprintf("%+v; %s", manual, j)
 		return manual.State == "succeeded" || manual.State == "failed", lastSeen
 	})
-	t.Logf("the row showed %q, the strip %q", states, strips)
+	t.Logf("the row showed %q, the strip %q (%s)", states, strips, readJobStrip(t, ctx).Step)
+	if !polled {
+		t.Errorf("the list did not poll while the backup job ran")
+	}
+	if !slices.Contains(strips, "queued") && !slices.Contains(strips, "running") {
+		t.Errorf("the job strip never showed the backup job at work (it showed %q)", strips)
+	}
 	if manual.State != "succeeded" || manual.Word != "Succeeded" {
 		t.Fatalf("the backup ended as %+v", manual)
 	}
@@ -135,6 +156,10 @@ func TestBrowserBackups(t *testing.T) {
 	eventually(t, ctx, "the job strip shows the backup job succeeded", selfUpdate, func() (bool, string) {
 		j := readJobStrip(t, ctx)
 		return j.Kind == "backup" && j.State == "succeeded" && j.Progress == "100%", j.String()
+	})
+	eventually(t, ctx, "the list stops polling", 5*time.Second, func() (bool, string) {
+		tr := listTrigger(t, ctx)
+		return !strings.Contains(tr, "every"), "hx-trigger " + tr
 	})
 	eventually(t, ctx, "the age line says Recent", selfUpdate, func() (bool, string) {
 		s := textOf(t, ctx, "#backups-card [data-testid=backup-age]")
@@ -301,8 +326,8 @@ func TestBrowserBackups(t *testing.T) {
 		chromedp.Click(chromedp.ID("import-upload")),
 		chromedp.WaitVisible(chromedp.CSS("[data-testid=error-file]")),
 	)
-	if msg := visibleText(t, ctx, "[data-testid=error-file]"); !strings.Contains(strings.ToLower(msg), "zip") {
-		t.Errorf("the message under the file field reads %q, want it to say it is not a zip", msg)
+	if msg := visibleText(t, ctx, "[data-testid=error-file]"); !strings.HasPrefix(msg, "The file is not a zip archive") || !strings.HasSuffix(msg, ".") {
+		t.Errorf("the message under the file field reads %q, want a sentence saying it is not a zip archive", msg)
 	} else {
 		t.Logf("import refusal: %q", msg)
 	}
@@ -345,10 +370,27 @@ func TestBrowserBackups(t *testing.T) {
 	t.Logf("the walk took %s", time.Since(start).Round(time.Second))
 }
 
+// stylesLoaded waits until the page has loaded its stylesheet: a layout
+// measured before it is the unstyled page's.
+func stylesLoaded(t *testing.T, ctx context.Context) {
+	t.Helper()
+	eventually(t, ctx, "the page loads its styles", 10*time.Second, func() (bool, string) {
+		st := evaluate[string](t, ctx, "read the load state", `document.readyState + ', ' + document.styleSheets.length + ' stylesheets'`)
+		return strings.HasPrefix(st, "complete") && !strings.HasSuffix(st, " 0 stylesheets"), st
+	})
+}
+
+// listTrigger is what makes the list refresh itself (hx-trigger).
+func listTrigger(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	return evaluate[string](t, ctx, "read the list's trigger", `(document.querySelector('#backup-list') || {getAttribute: () => ''}).getAttribute('hx-trigger') || ''`)
+}
+
 // listFits fails the test when a row's buttons wrap onto a second line or
 // the list is wider than its card.
 func listFits(t *testing.T, ctx context.Context) {
 	t.Helper()
+	stylesLoaded(t, ctx)
 	if got := evaluate[string](t, ctx, "lay out the buttons", `Array.from(document.querySelectorAll('#backups-table tbody tr')).map(r => {
 		const tops = new Set(Array.from(r.querySelectorAll('td.actions .btn')).filter(b => b.offsetParent).map(b => Math.round(b.getBoundingClientRect().top)));
 		return tops.size > 1 ? r.id + ': ' + tops.size + ' lines' : '';
@@ -364,6 +406,7 @@ func listFits(t *testing.T, ctx context.Context) {
 // the dialog (text cut off at its edge) or its title is not on the left.
 func dialogFits(t *testing.T, ctx context.Context, css string) {
 	t.Helper()
+	stylesLoaded(t, ctx)
 	got := evaluate[string](t, ctx, "measure the dialog", `(() => {
 		const d = document.querySelector(`+jsString(css)+`);
 		const wide = Array.from(d.querySelectorAll('h3, p, label, div')).filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.tagName);

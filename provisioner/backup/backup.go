@@ -25,17 +25,17 @@ const (
 
 // The names of the archive's entries.
 const (
-	ManifestName  = "manifest.json"
-	PlainDumpName = "dump.sql"
-	CustomDump    = "dump.dump"
-	FilestoreDir  = "filestore/"
-	ConfigDir     = "config/"
+	ManifestName    = "manifest.json"
+	PlainDumpName   = "dump.sql"
+	CustomDumpName  = "dump.dump"
+	FilestorePrefix = "filestore/"
+	ConfigPrefix    = "config/"
 )
 
 // DumpName returns the dump entry's name for the format.
 func (f Format) DumpName() string {
 	if f == FormatDump {
-		return CustomDump
+		return CustomDumpName
 	}
 	return PlainDumpName
 }

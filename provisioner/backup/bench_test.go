@@ -97,3 +97,31 @@ func BenchmarkWrite(b *testing.B) {
 	fi, _ := os.Stat(out)
 	b.ReportMetric(float64(fi.Size())/float64(len(dump)+50<<20), "ratio")
 }
+
+// BenchmarkScan measures ScanPlain and RestoreScript on a dump that is
+// mostly COPY data, and on one that is all statements (DDL, function
+// bodies).
+func BenchmarkScan(b *testing.B) {
+	var ddl bytes.Buffer
+	for i := 0; ddl.Len() < 16<<20; i++ {
+		fmt.Fprintf(&ddl, "CREATE FUNCTION public.f%d(a integer) RETURNS text LANGUAGE plpgsql AS $$ BEGIN RETURN 'x' || a; END $$;\nCOMMENT ON FUNCTION public.f%d(integer) IS 'a comment ''quoted''';\nGRANT EXECUTE ON FUNCTION public.f%d(integer) TO odoo;\n", i, i, i)
+	}
+	for name, data := range map[string][]byte{"copy": syntheticDump(32 << 20), "ddl": ddl.Bytes()} {
+		b.Run("ScanPlain/"+name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if err := ScanPlain(bytes.NewReader(data)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("RestoreScript/"+name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := io.Copy(io.Discard, RestoreScript(bytes.NewReader(data))); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -367,3 +367,18 @@ func TestCheckCompatible(t *testing.T) {
 	m.PGVersion = "16.0"
 	wantRefusal(t, CheckCompatible(m, 15, "18.0"), "PostgreSQL 16")
 }
+
+// TestBadCustomDump: a dump.dump that pg_restore cannot read is refused.
+func TestBadCustomDump(t *testing.T) {
+	pg := startPG(t)
+	p := makeZip(t, entry{name: "dump.dump", data: []byte("PGDMP this is not a custom dump")}, entry{name: "manifest.json", data: odooManifest()})
+	a, err := Open(p, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.Format() != FormatDump {
+		t.Errorf("format %s", a.Format())
+	}
+	wantRefusal(t, a.Verify(t.Context(), pg.bin("pg_restore"), t.TempDir()), "pg_restore")
+}

@@ -135,9 +135,9 @@ func open(f *os.File, lim Limits) (*Archive, error) {
 			continue
 		}
 		switch {
-		case name == ManifestName, name == PlainDumpName, name == CustomDump:
-		case strings.HasPrefix(name, FilestoreDir) && len(name) > len(FilestoreDir):
-		case strings.HasPrefix(name, ConfigDir) && !strings.Contains(name[len(ConfigDir):], "/") && len(name) > len(ConfigDir):
+		case name == ManifestName, name == PlainDumpName, name == CustomDumpName:
+		case strings.HasPrefix(name, FilestorePrefix) && len(name) > len(FilestorePrefix):
+		case strings.HasPrefix(name, ConfigPrefix) && !strings.Contains(name[len(ConfigPrefix):], "/") && len(name) > len(ConfigPrefix):
 		default:
 			return nil, refusef("the archive holds an unexpected entry: %s", name)
 		}
@@ -160,7 +160,7 @@ func open(f *os.File, lim Limits) (*Archive, error) {
 	if mf == nil {
 		return nil, refusef("the archive holds no manifest.json")
 	}
-	plain, custom := a.entries[PlainDumpName], a.entries[CustomDump]
+	plain, custom := a.entries[PlainDumpName], a.entries[CustomDumpName]
 	switch {
 	case plain == nil && custom == nil:
 		return nil, refusef("the archive holds no dump (dump.sql or dump.dump)")
@@ -355,14 +355,14 @@ func (a *Archive) Dump() (io.ReadCloser, error) {
 func (a *Archive) Config() (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for name, zf := range a.entries {
-		if !strings.HasPrefix(name, ConfigDir) {
+		if !strings.HasPrefix(name, ConfigPrefix) {
 			continue
 		}
 		data, err := a.readSmall(zf, MaxConfigSize)
 		if err != nil {
 			return nil, err
 		}
-		out[strings.TrimPrefix(name, ConfigDir)] = data
+		out[strings.TrimPrefix(name, ConfigPrefix)] = data
 	}
 	return out, nil
 }
@@ -491,10 +491,10 @@ func (a *Archive) ExtractFilestore(ctx context.Context, dir string) (files int, 
 		if err := ctx.Err(); err != nil {
 			return files, bytes, err
 		}
-		if a.entries[zf.Name] != zf || !strings.HasPrefix(zf.Name, FilestoreDir) {
+		if a.entries[zf.Name] != zf || !strings.HasPrefix(zf.Name, FilestorePrefix) {
 			continue
 		}
-		rel := strings.TrimPrefix(zf.Name, FilestoreDir)
+		rel := strings.TrimPrefix(zf.Name, FilestorePrefix)
 		if err := checkName(rel); err != nil {
 			return files, bytes, err
 		}

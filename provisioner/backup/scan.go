@@ -82,7 +82,9 @@ type restoreReader struct {
 
 func (rr *restoreReader) Read(p []byte) (int, error) {
 	out := &rr.s.rw.out
-	for out.Len() == 0 && rr.err == nil {
+	// Fill p as far as possible: a step often yields a byte or two, and a
+	// reader handing them out one by one makes psql's pipe crawl.
+	for out.Len() < len(p) && rr.err == nil {
 		rr.err = rr.s.step()
 		if errors.Is(rr.err, io.EOF) {
 			rr.s.rw.finish()
@@ -203,8 +205,23 @@ func (s *scanner) next() (byte, error) {
 
 // step consumes one lexical unit; io.EOF at a clean end.
 func (s *scanner) step() error {
-	if s.st == stCopy {
+	switch s.st {
+	case stCopy:
 		return s.copyLine()
+	case stLineComment:
+		s.skipRun("\n\r")
+	case stBlockComment:
+		s.skipRun("*/")
+	case stQuote:
+		if s.skipRun("\\'") {
+			s.quoteBS = 0
+		}
+	case stEQuote:
+		s.skipRun("\\'")
+	case stIdent:
+		s.skipRun(`"`)
+	case stDollar:
+		s.skipRun("$")
 	}
 	c, err := s.next()
 	if err == io.EOF {
@@ -301,6 +318,28 @@ func (s *scanner) step() error {
 		return nil
 	}
 	return s.normal(c)
+}
+
+// skipRun passes on, in one go, the buffered bytes before the next one of
+// stop: inside a quote or comment only those matter. It reports whether it
+// passed any.
+func (s *scanner) skipRun(stop string) bool {
+	n := s.r.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := s.r.Peek(n)
+	i := bytes.IndexAny(b, stop)
+	if i < 0 {
+		i = n
+	}
+	if i == 0 {
+		return false
+	}
+	s.line += bytes.Count(b[:i], []byte{'\n'})
+	s.emit(b[:i]...)
+	s.r.Discard(i)
+	return true
 }
 
 // normal handles one byte (and what it starts) outside any quote.
@@ -582,38 +621,32 @@ func (s *scanner) endOfLine() error {
 // copyLine passes one line of COPY data; a line that is exactly \. ends it,
 // as psql's handleCopyIn reads it.
 func (s *scanner) copyLine() error {
-	for {
-		chunk, err := s.r.ReadSlice('\n')
-		if len(chunk) > 0 {
-			s.emit(chunk...)
-		}
-		if err == bufio.ErrBufferFull {
-			// A long line: pass it on in pieces; it cannot be \. any more.
-			for err == bufio.ErrBufferFull {
-				chunk, err = s.r.ReadSlice('\n')
-				s.emit(chunk...)
-			}
-			if err == nil {
-				s.line++
-				return nil
-			}
-		}
-		if err == io.EOF {
-			if string(chunk) == `\.` {
-				s.st = stNormal
-				return s.atEOF()
-			}
-			return s.refuse("the dump ends inside COPY data")
-		}
-		if err != nil {
-			return err
-		}
-		s.line++
-		if string(chunk) == "\\.\n" || string(chunk) == "\\.\r\n" {
-			s.st = stNormal
-		}
-		return nil
+	chunk, err := s.r.ReadSlice('\n')
+	s.emit(chunk...)
+	long := false
+	for err == bufio.ErrBufferFull {
+		// A long line: pass it on in pieces; it cannot be \. any more.
+		long = true
+		chunk, err = s.r.ReadSlice('\n')
+		s.emit(chunk...)
 	}
+	switch {
+	case err == io.EOF:
+		// psql ends COPY data at the end of its input too, but a dump cut
+		// there is damaged.
+		if !long && string(chunk) == `\.` {
+			s.st = stNormal
+			return s.atEOF()
+		}
+		return s.refuse("the dump ends inside COPY data")
+	case err != nil:
+		return err
+	}
+	s.line++
+	if !long && (string(chunk) == "\\.\n" || string(chunk) == "\\.\r\n") {
+		s.st = stNormal
+	}
+	return nil
 }
 
 // meta handles a backslash outside quotes: only pg_dump's \restrict before

@@ -183,3 +183,23 @@ func FuzzScanPlain(f *testing.F) {
 		checkNoMeta(t, string(out))
 	})
 }
+
+// TestLongCopyLine: COPY data lines longer than the scanner's buffer pass
+// through whole, and only a line that is exactly \. ends the data.
+func TestLongCopyLine(t *testing.T) {
+	long := strings.Repeat("x';\\\\!", 40_000)
+	sql := "COPY public.t (a) FROM stdin;\n" + long + "\n" + long + "\\.\n\\.\nSELECT 1;\n"
+	if err := ScanPlain(strings.NewReader(sql)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := restoreScript(t, sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, sql) {
+		t.Error("RestoreScript changed the COPY data")
+	}
+	if err := ScanPlain(strings.NewReader(sql + "COPY public.t (a) FROM stdin;\n" + long)); err == nil {
+		t.Error("a dump cut inside a long COPY line passed")
+	}
+}

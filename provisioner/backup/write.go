@@ -127,7 +127,7 @@ func Write(ctx context.Context, w io.Writer, src Source, progress func(written i
 			if !d.Type().IsRegular() {
 				return fmt.Errorf("backup: filestore entry %s is not a regular file", p)
 			}
-			entry := FilestoreDir + filepath.ToSlash(rel)
+			entry := FilestorePrefix + filepath.ToSlash(rel)
 			part, err := writeFile(zw, entry, p, modified)
 			if err != nil {
 				return err
@@ -151,11 +151,11 @@ func Write(ctx context.Context, w io.Writer, src Source, progress func(written i
 		if n == "" || strings.ContainsAny(n, "/\\\x00") || n == "." || n == ".." {
 			return fail(fmt.Errorf("backup: invalid config file name %q", n))
 		}
-		part, err := writeBytes(zw, ConfigDir+n, src.Config[n], zip.Deflate, modified)
+		part, err := writeBytes(zw, ConfigPrefix+n, src.Config[n], zip.Deflate, modified)
 		if err != nil {
 			return fail(err)
 		}
-		info.Files[ConfigDir+n] = part
+		info.Files[ConfigPrefix+n] = part
 	}
 
 	data, err := json.MarshalIndent(m, "", "    ")

@@ -48,9 +48,13 @@ func TestBrowserBackups(t *testing.T) {
 		probe      = "pgdeck_probe"
 	)
 	createOwnerInBrowser(t, ctx, srv, "owner@example.com", "correct horse battery")
-	do(t, ctx, "create an environment on Odoo 18",
+	do(t, ctx, "open the new environment form",
 		chromedp.Click(chromedp.ID("new-environment")),
 		chromedp.WaitVisible(chromedp.ID("environment-form")),
+	)
+	wantPath(t, ctx, "/environments/new")
+	do(t, ctx, "create an environment on Odoo 18",
+		chromedp.WaitReady(chromedp.ID("f-name")),
 		chromedp.SendKeys(chromedp.ID("f-name"), name),
 		chromedp.SetValue(chromedp.ID("f-odoo_version"), "18.0"),
 		chromedp.SetValue(chromedp.ID("f-stage"), "production"),

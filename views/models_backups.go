@@ -38,10 +38,17 @@ type BackupList struct {
 	Backups                []BackupRow
 	Targets                []string
 	Age                    BackupAge
+	// JobActive: a job of the environment is queued or running (a backup
+	// whose row does not exist yet, a check, a restore): the list polls.
+	JobActive bool
 }
 
-// Running reports whether a backup is being written (the list polls).
+// Running reports whether a backup is being written or a job runs (the
+// list polls).
 func (l BackupList) Running() bool {
+	if l.JobActive {
+		return true
+	}
 	for _, b := range l.Backups {
 		if b.State == "running" {
 			return true

@@ -15,6 +15,9 @@ type EnvironmentHead struct {
 	Job *Job
 	// CSRF is the token for the action forms.
 	CSRF string
+	// OOB swaps the header in out of band, beside another part's answer
+	// (a backup queued from the Backups tab).
+	OOB bool
 }
 
 // Busy reports whether a job is queued or running (conflicting buttons are disabled).

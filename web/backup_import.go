@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -48,7 +50,7 @@ func (s *Server) importUpload(c echo.Context) error {
 	var refusal *backup.Error
 	if errors.As(err, &refusal) {
 		return s.renderBackupsTab(c, e, http.StatusUnprocessableEntity, func(t *views.BackupsTab) {
-			t.Import = views.Form{Errors: map[string]string{"file": refusal.Reason}}
+			t.Import = views.Form{Errors: map[string]string{"file": sentence(refusal.Reason)}}
 		})
 	}
 	var fe fieldsError
@@ -182,7 +184,7 @@ func (s *Server) importServerFile(c echo.Context) error {
 	var refusal *backup.Error
 	if errors.As(err, &refusal) {
 		return s.renderBackupsTab(c, e, http.StatusUnprocessableEntity, func(t *views.BackupsTab) {
-			t.Import = views.Form{Values: map[string]string{"server_file": name}, Errors: map[string]string{"server_file": refusal.Reason}}
+			t.Import = views.Form{Values: map[string]string{"server_file": name}, Errors: map[string]string{"server_file": sentence(refusal.Reason)}}
 		})
 	}
 	if err != nil {
@@ -210,6 +212,22 @@ func (s *Server) importFromFolder(c echo.Context, e store.Environment, name stri
 	}
 	s.audit(c, "backup.import", e.Name, b.File+" (from "+name+" on the server)")
 	return b, nil
+}
+
+// sentence writes an archive's refusal (a clause such as "the file is not
+// a zip archive (…)", made to follow a colon in logs and job errors) as the
+// sentence a form shows under its field.
+func sentence(reason string) string {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return reason
+	}
+	r, size := utf8.DecodeRuneInString(reason)
+	reason = string(unicode.ToUpper(r)) + reason[size:]
+	if !strings.HasSuffix(reason, ".") && !strings.HasSuffix(reason, "?") {
+		reason += "."
+	}
+	return reason
 }
 
 // deadlineReader pushes the connection's read deadline on by

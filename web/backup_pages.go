@@ -80,7 +80,8 @@ func (s *Server) startBackup(c echo.Context, e store.Environment, format string)
 }
 
 // afterBackupAction answers a queued backup job: with htmx the list (which
-// polls while it runs) and the header's strip (the env-changed event),
+// polls while the job runs) and the header out of band (its strip follows
+// the job; when the job ends the header's poll sends env-changed),
 // otherwise back to the tab with a note.
 func (s *Server) afterBackupAction(c echo.Context, e store.Environment, note string) error {
 	if !isHTMX(c) {
@@ -91,8 +92,13 @@ func (s *Server) afterBackupAction(c echo.Context, e store.Environment, note str
 	if err != nil {
 		return err
 	}
+	h, err := s.loadHeader(c, e)
+	if err != nil {
+		return err
+	}
+	h.OOB = true
 	c.Response().Header().Set("HX-Trigger", "env-changed")
-	return s.renderFragment(c, http.StatusAccepted, views.BackupListTable(l))
+	return s.renderFragment(c, http.StatusAccepted, views.BackupActionDone(l, h))
 }
 
 // verifyBackup is Verify.

@@ -102,8 +102,12 @@ func (s *Server) loadBackupList(c echo.Context, e store.Environment) (views.Back
 		return views.BackupList{}, err
 	}
 	u, _ := currentUser(c)
+	st, err := s.loadState(ctx, e, needJob)
+	if err != nil {
+		return views.BackupList{}, err
+	}
 	l := views.BackupList{Name: e.Name, CSRF: s.csrfToken(c), CanChange: u.CanChange(), CanDownload: u.CanChange(),
-		Age: s.backupAge(backups)}
+		Age: s.backupAge(backups), JobActive: st.job != nil && st.job.Active()}
 	for _, b := range backups {
 		l.Backups = append(l.Backups, backupRowView(b))
 	}

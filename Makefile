@@ -66,7 +66,7 @@ check-generated:
 
 test-go:
 	@mkdir -p $(TEST_OUT)
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 ## test-odoo: the tests that run a real Odoo 18 on pgdeck's environments.
 ## Odoo comes from ODOO_SRC (a source tree) or ODOO_TARBALL (a .tar.gz of the

@@ -35,6 +35,7 @@ func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime, freePort f
 	t.Run("Validation", func(t *testing.T) { testValidation(t, newRuntime(t), freePort(t)) })
 	t.Run("Inventory", func(t *testing.T) { testInventory(t, newRuntime(t), freePort(t)) })
 	t.Run("Stream", func(t *testing.T) { testStream(t, newRuntime(t), freePort(t)) })
+	t.Run("Backup", func(t *testing.T) { testBackup(t, newRuntime(t), freePort(t)) })
 	t.Run("Pooler", func(t *testing.T) {
 		dbPort, poolPort := freePort(t), freePort(t)
 		for poolPort == dbPort {

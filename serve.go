@@ -19,6 +19,8 @@ import (
 
 	"pgdeck/monitor"
 	"pgdeck/provisioner"
+	"pgdeck/provisioner/runtime"
+	"pgdeck/provisioner/runtime/docker"
 	"pgdeck/provisioner/runtime/local"
 	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/store"
@@ -49,7 +51,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	if err != nil {
 		return err
 	}
-	rt, err := local.New(local.Config{Root: cfg.envRoot(), BinDir: cfg.PGBinDir, Logger: log})
+	rt, err := newRuntime(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -224,4 +226,27 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger, owned bool) (*
 		return nil, nil, err
 	}
 	return st, func() { st.Close(); stop() }, nil
+}
+
+// newRuntime builds the runtime PGDECK_RUNTIME selects: processes on this
+// host (local) or containers on a Docker Engine (docker), whose engine must
+// answer at start.
+func newRuntime(ctx context.Context, cfg Config, log *slog.Logger) (runtime.Runtime, error) {
+	if cfg.Runtime != "docker" {
+		return local.New(local.Config{Root: cfg.envRoot(), BinDir: cfg.PGBinDir, Logger: log})
+	}
+	rt, err := docker.New(docker.Config{
+		Host: cfg.Docker.Host, Image: cfg.Docker.Image, PoolerImage: cfg.Docker.PoolerImage,
+		PublishAddress: cfg.Docker.PublishAddress, Root: cfg.envRoot(), Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := rt.Ping(pctx); err != nil {
+		rt.Close()
+		return nil, fmt.Errorf("PGDECK_DOCKER_HOST %s: %w", cfg.Docker.Host, err)
+	}
+	return rt, nil
 }

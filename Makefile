@@ -7,7 +7,7 @@ TEMPL     := $(GO) tool templ
 BIN       := bin/pgdeck
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
-DEB_PKGS  := postgresql pgbouncer chromium
+DEB_PKGS  := postgresql pgbouncer chromium docker.io debootstrap
 HTMX      := static/js/htmx.min.js
 TEST_OUT  := testdata/out
 
@@ -108,10 +108,12 @@ test-odoo: deps
 
 ## bench: deploy time against the raw tools (ratio x-raw), pgbench -C direct vs
 ## through PgBouncer (ratio x-direct), replica deploy vs raw pg_basebackup +
-## standby start (x-raw), monitor tick cost.
+## standby start (x-raw), monitor tick cost, a primary on the docker runtime
+## vs a raw container running initdb + postgres (x-raw; container-ms/op is a
+## bare container's cost on the engine).
 ## Packages run one at a time (-p 1) so that they do not skew each other.
 bench: deps
-	$(GO) test -p 1 -run '^$$' -bench . -benchtime 5x -timeout 30m ./provisioner/ ./monitor/
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 5x -timeout 30m ./provisioner/ ./monitor/ ./provisioner/runtime/docker/
 
 ## fmt: format Go and templ sources.
 fmt:

@@ -196,8 +196,10 @@ func (d *Daemon) Close() error {
 		err = rerr
 	}
 	if d.poolLock != nil {
+		// The lock file stays: removing it could split one pool's lock
+		// between a process that opened the old file and one that makes
+		// a new one.
 		d.poolLock.Close()
-		os.Remove(d.poolLock.Name())
 		d.poolLock = nil
 	}
 	return err

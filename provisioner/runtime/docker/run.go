@@ -27,6 +27,10 @@ const stopGrace = 30 * time.Second
 // connections.
 const readyTimeout = 90 * time.Second
 
+// restartSettle is how long Start lets a container the engine is
+// restarting settle before it reports it failing.
+const restartSettle = 15 * time.Second
+
 // statusDialTimeout bounds Status's check of a running server.
 const statusDialTimeout = 5 * time.Second
 
@@ -38,7 +42,23 @@ func (r *Runtime) Start(ctx context.Context, id runtime.InstanceID) error {
 	if err != nil {
 		return fmt.Errorf("docker runtime: start: %w", err)
 	}
-	if c.State.Running && !c.State.Restarting {
+	// The engine may be restarting it (restart policy), and refuses a
+	// start meanwhile: give it a moment to settle.
+	for deadline := time.Now().Add(restartSettle); c.State.Restarting; {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("docker runtime: start %s: its container keeps restarting (last exit code %d%s); last log: %s",
+				id, c.State.ExitCode, oom(c.State), oneLine(r.logTail(ctx, c.ID, 5)))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		if c, err = r.inspect(ctx, id); err != nil {
+			return fmt.Errorf("docker runtime: start: %w", err)
+		}
+	}
+	if c.State.Running {
 		return nil
 	}
 	if isPooler(id) {

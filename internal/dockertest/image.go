@@ -31,8 +31,9 @@ const ImageTag = "pgdeck-test/postgres:15"
 var imageScript []byte
 
 // Measured on a 2-core test machine: building the tarball (debootstrap
-// from deb.debian.org, then trimming) takes about 90 s, once; importing it
-// into a fresh private engine takes about 5 s.
+// from deb.debian.org, then trimming to 200 MB) took 1.5 to 2 minutes on a
+// quiet machine and 5 minutes on a loaded one, once per recipe; importing it
+// into a fresh private engine takes 3 to 6 s.
 
 // Image makes sure the daemon has ImageTag, building the cached tarball
 // first if needed, and returns the tag.
@@ -121,7 +122,7 @@ func ImageTarball() (string, error) {
 		return "", fmt.Errorf("dockertest: %w", err)
 	}
 	start := time.Now()
-	fmt.Fprintf(os.Stderr, "dockertest: building the test image %s with debootstrap (about 90 s, once)\n", path)
+	fmt.Fprintf(os.Stderr, "dockertest: building the test image %s with debootstrap (2 to 5 minutes, once)\n", path)
 	out, err := exec.Command("bash", script, path).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("dockertest: build the test image (%s): %v: %s", script, err, tail(string(out), 30))

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -248,4 +249,18 @@ func TestConfigRejectsBadValues(t *testing.T) {
 			t.Errorf("err = %v, want the unknown flag named", err)
 		}
 	})
+}
+
+// TestDockerRuntimeNeedsItsEngine: PGDECK_RUNTIME=docker refuses to start
+// when its engine does not answer, naming the setting.
+func TestDockerRuntimeNeedsItsEngine(t *testing.T) {
+	c, err := configFrom(nil, map[string]string{"PGDECK_RUNTIME": "docker", "PGDECK_DOCKER_IMAGE": "pgdeck/postgres:15",
+		"PGDECK_DOCKER_HOST": "unix://" + filepath.Join(t.TempDir(), "no-docker.sock"), "PGDECK_DATA_DIR": t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = newRuntime(t.Context(), c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "PGDECK_DOCKER_HOST") {
+		t.Fatalf("docker runtime without an engine: error %v, want one naming PGDECK_DOCKER_HOST", err)
+	}
 }

@@ -7,7 +7,7 @@ TEMPL     := $(GO) tool templ
 BIN       := bin/pgdeck
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
-DEB_PKGS  := postgresql pgbouncer chromium zip unzip
+DEB_PKGS  := postgresql pgbouncer chromium zip unzip docker.io debootstrap
 HTMX      := static/js/htmx.min.js
 TEST_OUT  := testdata/out
 
@@ -109,10 +109,12 @@ test-odoo: deps
 ## bench: deploy time against the raw tools (ratio x-raw), backup and restore
 ## against pg_dump + zip and unzip + psql (x-raw-backup, x-raw-load), pgbench -C direct vs
 ## through PgBouncer (ratio x-direct), replica deploy vs raw pg_basebackup +
-## standby start (x-raw), monitor tick cost.
+## standby start (x-raw), monitor tick cost, a primary on the docker runtime
+## vs a raw container running initdb + postgres (x-raw; container-ms/op is a
+## bare container's cost on the engine).
 ## Packages run one at a time (-p 1) so that they do not skew each other.
 bench: deps
-	$(GO) test -p 1 -run '^$$' -bench . -skip BackupRestore -benchtime 5x -timeout 30m ./provisioner/ ./monitor/
+	$(GO) test -p 1 -run '^$$' -bench . -skip BackupRestore -benchtime 5x -timeout 30m ./provisioner/ ./monitor/ ./provisioner/runtime/docker/
 	$(GO) test -run '^$$' -bench BackupRestore -benchtime 2x -timeout 30m ./provisioner/
 
 ## fmt: format Go and templ sources.

@@ -20,10 +20,13 @@ import (
 // Config is pgdeck's whole configuration, read from flags and PGDECK_*
 // environment variables (a flag wins over the variable).
 type Config struct {
-	Addr            string
-	DataDir         string
-	DatabaseURL     string
-	Runtime         string
+	Addr        string
+	DataDir     string
+	DatabaseURL string
+	Runtime     string
+	// Docker is the docker runtime's engine and images (PGDECK_RUNTIME
+	// docker).
+	Docker          DockerConfig
 	MonitorInterval time.Duration
 	MonitorTimeout  time.Duration
 	MonitorConfirm  int
@@ -68,6 +71,14 @@ type Config struct {
 	BackupWarnAge time.Duration
 }
 
+// DockerConfig is where the docker runtime runs environments' containers.
+type DockerConfig struct {
+	Host           string
+	Image          string
+	PoolerImage    string
+	PublishAddress string
+}
+
 // configVar describes one setting: its flag name, variable, default and help.
 type configVar struct {
 	flag, env, def, help string
@@ -77,7 +88,11 @@ var configVars = []configVar{
 	{"addr", "PGDECK_ADDR", "127.0.0.1:8080", "address the web server listens on"},
 	{"data-dir", "PGDECK_DATA_DIR", "./data", "folder for the control-plane cluster, environments and the secret key"},
 	{"database-url", "PGDECK_DATABASE_URL", "", "control-plane PostgreSQL URL; empty runs the embedded cluster under <data-dir>/control"},
-	{"runtime", "PGDECK_RUNTIME", "local", "where environment databases run: local"},
+	{"runtime", "PGDECK_RUNTIME", "local", "where environment databases run: local (processes on this host) or docker (containers)"},
+	{"docker-host", "PGDECK_DOCKER_HOST", "unix:///var/run/docker.sock", "Docker Engine of the docker runtime (unix:// or tcp://)"},
+	{"docker-image", "PGDECK_DOCKER_IMAGE", "", "image the docker runtime runs PostgreSQL from (initdb, postgres, pg_basebackup, psql and a postgres user); required with PGDECK_RUNTIME=docker"},
+	{"docker-pooler-image", "PGDECK_DOCKER_POOLER_IMAGE", "", "image the docker runtime runs PgBouncer from; empty: PGDECK_DOCKER_IMAGE"},
+	{"docker-publish-address", "PGDECK_DOCKER_PUBLISH_ADDRESS", "127.0.0.1", "host address the docker runtime publishes instances' ports on (pgdeck and Odoo reach them there)"},
 	{"monitor-interval", "PGDECK_MONITOR_INTERVAL", "5s", "time between health checks"},
 	{"monitor-timeout", "PGDECK_MONITOR_TIMEOUT", "3s", "time one health check may take"},
 	{"monitor-confirm", "PGDECK_MONITOR_CONFIRM", "2", "consecutive agreeing checks before a health status changes"},
@@ -123,10 +138,16 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 	}
 	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
 	c := Config{
-		Addr:          get("addr"),
-		DataDir:       get("data-dir"),
-		DatabaseURL:   get("database-url"),
-		Runtime:       get("runtime"),
+		Addr:        get("addr"),
+		DataDir:     get("data-dir"),
+		DatabaseURL: get("database-url"),
+		Runtime:     get("runtime"),
+		Docker: DockerConfig{
+			Host:           get("docker-host"),
+			Image:          get("docker-image"),
+			PoolerImage:    get("docker-pooler-image"),
+			PublishAddress: get("docker-publish-address"),
+		},
 		SecretKeyFile: get("secret-key-file"),
 		LogFormat:     get("log-format"),
 		LogLevel:      get("log-level"),
@@ -161,8 +182,20 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("PGDECK_DATA_DIR: must not be empty"))
 	}
-	if c.Runtime != "local" {
-		errs = append(errs, fmt.Errorf("PGDECK_RUNTIME: only \"local\" is available in this build, got %q", c.Runtime))
+	switch c.Runtime {
+	case "local":
+	case "docker":
+		if c.Docker.Image == "" {
+			errs = append(errs, errors.New("PGDECK_DOCKER_IMAGE: PGDECK_RUNTIME=docker needs the image to run PostgreSQL from"))
+		}
+		if !strings.HasPrefix(c.Docker.Host, "unix://") && !strings.HasPrefix(c.Docker.Host, "tcp://") {
+			errs = append(errs, fmt.Errorf("PGDECK_DOCKER_HOST: want unix:///path or tcp://host:port, got %q", c.Docker.Host))
+		}
+		if _, err := netip.ParseAddr(c.Docker.PublishAddress); err != nil {
+			errs = append(errs, fmt.Errorf("PGDECK_DOCKER_PUBLISH_ADDRESS: want an IP address, got %q", c.Docker.PublishAddress))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("PGDECK_RUNTIME: want local or docker, got %q", c.Runtime))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("PGDECK_LOG_FORMAT: want text or json, got %q", c.LogFormat))

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -29,6 +30,7 @@ func TestConfigDefaults(t *testing.T) {
 		Addr:             "127.0.0.1:8080",
 		DataDir:          "./data",
 		Runtime:          "local",
+		Docker:           DockerConfig{Host: "unix:///var/run/docker.sock", PublishAddress: "127.0.0.1"},
 		MonitorInterval:  5 * time.Second,
 		MonitorTimeout:   3 * time.Second,
 		MonitorConfirm:   2,
@@ -91,6 +93,10 @@ func TestConfigFromEnvironmentAndFlags(t *testing.T) {
 		{"PGDECK_READ_TIMEOUT", "read-timeout", "5s", func(c Config) any { return c.ReadTimeout }, 5 * time.Second},
 		{"PGDECK_WRITE_TIMEOUT", "write-timeout", "2m", func(c Config) any { return c.WriteTimeout }, 2 * time.Minute},
 		{"PGDECK_IDLE_TIMEOUT", "idle-timeout", "10s", func(c Config) any { return c.IdleTimeout }, 10 * time.Second},
+		{"PGDECK_DOCKER_HOST", "docker-host", "tcp://10.0.0.5:2376", func(c Config) any { return c.Docker.Host }, "tcp://10.0.0.5:2376"},
+		{"PGDECK_DOCKER_IMAGE", "docker-image", "postgres:15", func(c Config) any { return c.Docker.Image }, "postgres:15"},
+		{"PGDECK_DOCKER_POOLER_IMAGE", "docker-pooler-image", "edoburu/pgbouncer", func(c Config) any { return c.Docker.PoolerImage }, "edoburu/pgbouncer"},
+		{"PGDECK_DOCKER_PUBLISH_ADDRESS", "docker-publish-address", "10.0.0.5", func(c Config) any { return c.Docker.PublishAddress }, "10.0.0.5"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env, func(t *testing.T) {
@@ -162,7 +168,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"PGDECK_WORKERS", "0", "PGDECK_WORKERS: want 1 to 64"},
 		{"PGDECK_WORKERS", "many", "PGDECK_WORKERS"},
 		{"PGDECK_WORKERS", "65", "PGDECK_WORKERS"},
-		{"PGDECK_RUNTIME", "kubernetes", "PGDECK_RUNTIME"},
+		{"PGDECK_RUNTIME", "kubernetes", "PGDECK_RUNTIME: want local or docker"},
 		{"PGDECK_LOG_FORMAT", "xml", "PGDECK_LOG_FORMAT: want text or json"},
 		{"PGDECK_LOG_LEVEL", "loud", "PGDECK_LOG_LEVEL: want debug, info, warn or error"},
 		{"PGDECK_PORT_RANGE", "25432", "PGDECK_PORT_RANGE"},
@@ -194,6 +200,25 @@ func TestConfigRejectsBadValues(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("the docker runtime", func(t *testing.T) {
+		c, err := configFrom(nil, map[string]string{"PGDECK_RUNTIME": "docker", "PGDECK_DOCKER_IMAGE": "pgdeck/postgres:15"})
+		if err != nil || c.Runtime != "docker" || c.Docker.Image != "pgdeck/postgres:15" || c.Docker.Host != "unix:///var/run/docker.sock" {
+			t.Errorf("PGDECK_RUNTIME=docker: %+v, %v", c.Docker, err)
+		}
+		for _, bad := range []struct {
+			env  map[string]string
+			want string
+		}{
+			{map[string]string{"PGDECK_RUNTIME": "docker"}, "PGDECK_DOCKER_IMAGE"},
+			{map[string]string{"PGDECK_RUNTIME": "docker", "PGDECK_DOCKER_IMAGE": "i", "PGDECK_DOCKER_HOST": "/var/run/docker.sock"}, "PGDECK_DOCKER_HOST: want unix:///path or tcp://host:port"},
+			{map[string]string{"PGDECK_RUNTIME": "docker", "PGDECK_DOCKER_IMAGE": "i", "PGDECK_DOCKER_PUBLISH_ADDRESS": "localhost"}, "PGDECK_DOCKER_PUBLISH_ADDRESS: want an IP address"},
+		} {
+			if _, err := configFrom(nil, bad.env); err == nil || !strings.Contains(err.Error(), bad.want) {
+				t.Errorf("%v: error %v, want %q", bad.env, err, bad.want)
+			}
+		}
+	})
 
 	t.Run("empty address and data dir given as flags", func(t *testing.T) {
 		_, err := configFrom([]string{"--addr", " ", "--data-dir", ""}, nil)
@@ -227,4 +252,18 @@ func TestConfigRejectsBadValues(t *testing.T) {
 			t.Errorf("err = %v, want the unknown flag named", err)
 		}
 	})
+}
+
+// TestDockerRuntimeNeedsItsEngine: PGDECK_RUNTIME=docker refuses to start
+// when its engine does not answer, naming the setting.
+func TestDockerRuntimeNeedsItsEngine(t *testing.T) {
+	c, err := configFrom(nil, map[string]string{"PGDECK_RUNTIME": "docker", "PGDECK_DOCKER_IMAGE": "pgdeck/postgres:15",
+		"PGDECK_DOCKER_HOST": "unix://" + filepath.Join(t.TempDir(), "no-docker.sock"), "PGDECK_DATA_DIR": t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = newRuntime(t.Context(), c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "PGDECK_DOCKER_HOST") {
+		t.Fatalf("docker runtime without an engine: error %v, want one naming PGDECK_DOCKER_HOST", err)
+	}
 }

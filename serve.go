@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 
 	"pgdeck/monitor"
 	"pgdeck/provisioner"
+	"pgdeck/provisioner/runtime"
+	"pgdeck/provisioner/runtime/docker"
 	"pgdeck/provisioner/runtime/local"
 	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/store"
@@ -50,7 +53,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	if err != nil {
 		return err
 	}
-	rt, err := local.New(local.Config{Root: cfg.envRoot(), BinDir: cfg.PGBinDir, Logger: log})
+	rt, err := newRuntime(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -58,7 +61,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	prov := provisioner.New(provisioner.Config{
 		PortLow: lo, PortHigh: hi, Workers: cfg.Workers, OdooUser: odooUser,
 		ShutdownGrace: cfg.ShutdownGrace, Capacity: cfg.Capacity,
-		BackupDir: cfg.backupDir(), PgRestore: filepath.Join(rt.BinDir(), "pg_restore"), Version: version,
+		BackupDir: cfg.backupDir(), PgRestore: hostPgRestore(cfg), Version: version,
 	}, st, rt, box, log)
 
 	mon := monitor.New(monitor.Config{
@@ -227,4 +230,40 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger, owned bool) (*
 		return nil, nil, err
 	}
 	return st, func() { st.Close(); stop() }, nil
+}
+
+// newRuntime builds the runtime PGDECK_RUNTIME selects: processes on this
+// host (local) or containers on a Docker Engine (docker), whose engine must
+// answer at start.
+// hostPgRestore is pg_restore on this host (verify lists a custom-format
+// dump with it): from the PostgreSQL binaries, else from PATH; "" when
+// there is none (verify then says so).
+func hostPgRestore(cfg Config) string {
+	if dir, err := pgexec.FindBinDir(cfg.PGBinDir); err == nil {
+		return filepath.Join(dir, "pg_restore")
+	}
+	if p, err := exec.LookPath("pg_restore"); err == nil {
+		return p
+	}
+	return ""
+}
+
+func newRuntime(ctx context.Context, cfg Config, log *slog.Logger) (runtime.Runtime, error) {
+	if cfg.Runtime != "docker" {
+		return local.New(local.Config{Root: cfg.envRoot(), BinDir: cfg.PGBinDir, Logger: log})
+	}
+	rt, err := docker.New(docker.Config{
+		Host: cfg.Docker.Host, Image: cfg.Docker.Image, PoolerImage: cfg.Docker.PoolerImage,
+		PublishAddress: cfg.Docker.PublishAddress, Root: cfg.envRoot(), Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := rt.Ping(pctx); err != nil {
+		rt.Close()
+		return nil, fmt.Errorf("PGDECK_DOCKER_HOST %s: %w", cfg.Docker.Host, err)
+	}
+	return rt, nil
 }

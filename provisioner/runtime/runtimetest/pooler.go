@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -133,9 +132,7 @@ func testPooler(t *testing.T, rt runtime.Runtime, dbPort, poolPort int) {
 
 	// A crash: PgBouncer is killed behind the runtime's back and leaves its
 	// pid file.
-	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill -9 %d: %v", st.PID, err)
-	}
+	crash(t, rt, pool, st.PID)
 	deadline := time.Now().Add(stateTimeout)
 	for st = status(t, rt, pool); st.State == runtime.StateRunning && time.Now().Before(deadline); st = status(t, rt, pool) {
 		time.Sleep(100 * time.Millisecond)

@@ -23,6 +23,29 @@ type InstanceDirer interface {
 	InstanceDir(id runtime.InstanceID) string
 }
 
+// Killer is implemented by runtimes whose supervisor restarts a server
+// killed behind their back (containers with a restart policy): the suite
+// then crashes an instance through Kill, which the supervisor leaves dead,
+// instead of a kill -9 of its pid.
+type Killer interface {
+	Kill(ctx context.Context, id runtime.InstanceID) error
+}
+
+// crash kills the instance's server as a crash would: through the
+// runtime's Killer, else kill -9 of its pid.
+func crash(t *testing.T, rt runtime.Runtime, id runtime.InstanceID, pid int) {
+	t.Helper()
+	if k, ok := rt.(Killer); ok {
+		if err := k.Kill(t.Context(), id); err != nil {
+			t.Fatalf("kill %s: %v", id, err)
+		}
+		return
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", pid, err)
+	}
+}
+
 // stateTimeout bounds how long the suite waits for a state to settle.
 const stateTimeout = 30 * time.Second
 
@@ -216,9 +239,7 @@ func testLifecycle(t *testing.T, rt runtime.Runtime, port int) {
 	st = wantState(t, rt, id, runtime.StateRunning)
 
 	// A crash: the server is killed behind the runtime's back.
-	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill -9 %d: %v", st.PID, err)
-	}
+	crash(t, rt, id, st.PID)
 	deadline := time.Now().Add(stateTimeout)
 	for st = status(t, rt, id); st.State == runtime.StateRunning && time.Now().Before(deadline); st = status(t, rt, id) {
 		time.Sleep(100 * time.Millisecond)

@@ -7,8 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"pgdeck/provisioner/runtime"
 )
 
 // confFileName is the file pgdeck owns inside the data folder; the
@@ -137,49 +135,4 @@ func renderHBA(lines []string) (string, error) {
 		b.WriteByte('\n')
 	}
 	return b.String(), nil
-}
-
-// checkInit refuses a PostgreSQL spec whose role, init and program do not
-// go together: a primary is made by initdb, a replica by a base backup from
-// another PostgreSQL instance, and both run postgres.
-func checkInit(spec runtime.Spec) error {
-	id, in := spec.ID, spec.Init
-	if spec.Program != runtime.ProgramPostgres {
-		return fmt.Errorf("a %s runs postgres, not program %q", id.Role, spec.Program)
-	}
-	switch id.Role {
-	case runtime.RolePrimary:
-		if in.Kind != runtime.InitDB {
-			return fmt.Errorf("a primary is made by initdb (init %q), not init %q", runtime.InitDB, in.Kind)
-		}
-		if in.From != (runtime.InstanceID{}) || in.Slot != "" || in.User != "" || in.Password != "" || in.Progress != nil {
-			return errors.New("init From, Slot, User, Password and Progress apply only to a base backup (a replica)")
-		}
-		return nil
-	case runtime.RoleReplica:
-		if in.Kind != runtime.InitBaseBackup {
-			return fmt.Errorf("a replica is made by a base backup (init %q), not init %q", runtime.InitBaseBackup, in.Kind)
-		}
-	default:
-		return fmt.Errorf("role %q is not supported", id.Role)
-	}
-	switch {
-	case in.From == (runtime.InstanceID{}):
-		return errors.New("a replica needs init From: the instance it copies and streams from")
-	case in.From.Validate() != nil:
-		return fmt.Errorf("init From: %w", in.From.Validate())
-	case in.From == id:
-		return errors.New("a replica cannot stream from itself")
-	case in.From.Env != id.Env:
-		return fmt.Errorf("a replica streams from an instance of its own environment (its network), not %s", in.From)
-	case isPooler(in.From):
-		return fmt.Errorf("a replica streams from a PostgreSQL instance, not the pooler %s", in.From)
-	case in.Slot == "":
-		return errors.New("a replica needs init Slot: the primary's physical replication slot")
-	case in.User == "":
-		return errors.New("a replica needs init User: the primary's replication role")
-	case in.Password == "":
-		return errors.New("a replica needs init Password: the replication role's password")
-	}
-	return nil
 }

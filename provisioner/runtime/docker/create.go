@@ -44,7 +44,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	if isPooler(id) {
 		return r.createPooler(ctx, spec)
 	}
-	if err := checkInit(spec); err != nil {
+	if err := runtime.CheckInit(spec); err != nil {
 		return fmt.Errorf("docker runtime: create %s: %w", id, err)
 	}
 	var sb *standby

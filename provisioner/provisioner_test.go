@@ -42,7 +42,7 @@ func TestMain(m *testing.M) { storetest.Main(m) }
 type harness struct {
 	t      testing.TB
 	st     *store.Store
-	rt     *local.Runtime
+	rt     runtime.Runtime
 	box    *secret.Box
 	p      *provisioner.Provisioner
 	root   string
@@ -65,12 +65,19 @@ func newHarnessAt(t testing.TB, root string) *harness {
 	if err != nil {
 		t.Fatalf("the PostgreSQL server binaries are required (install them with: apt-get install -y postgresql): %v", err)
 	}
-	st := storetest.New(t)
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	rt, err := local.New(local.Config{Root: root, BinDir: bin, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newHarnessWith(t, root, rt, bin, log)
+}
+
+// newHarnessWith builds a harness on the runtime rt, whose environments'
+// own files live in root; bin holds the host's PostgreSQL binaries.
+func newHarnessWith(t testing.TB, root string, rt runtime.Runtime, bin string, log *slog.Logger) *harness {
+	t.Helper()
+	st := storetest.New(t)
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)

@@ -113,7 +113,10 @@ func (r *JobRun) restore(ctx context.Context, env store.Environment, params Rest
 		return err
 	}
 	r.Step(ctx, "Creating the database "+staging+" beside "+env.DBName, 36)
-	if _, err := r.psql(ctx, primary(env.Name), createStagingSQL(staging, env.DBUser)); err != nil {
+	// A script on stdin: psql -c runs neither \connect nor CREATE DATABASE
+	// beside other statements.
+	if _, err := r.p.rt.Exec(ctx, primary(env.Name), []byte(createStagingSQL(staging, env.DBUser)),
+		"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres"); err != nil {
 		return fmt.Errorf("create %s: %w", staging, err)
 	}
 	r.Step(ctx, "Restoring the database into "+staging, 40)

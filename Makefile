@@ -7,7 +7,7 @@ TEMPL     := $(GO) tool templ
 BIN       := bin/pgdeck
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
-DEB_PKGS  := postgresql pgbouncer chromium
+DEB_PKGS  := postgresql pgbouncer chromium zip unzip
 HTMX      := static/js/htmx.min.js
 TEST_OUT  := testdata/out
 
@@ -106,12 +106,14 @@ test-odoo: deps
 	ODOO_SRC="$$src" $(GO) test -tags odoo -count=1 -timeout 14m -run '^TestOdoo' -v . 2>&1 | tee $(TEST_OUT)/test-odoo.log; \
 	exit $${PIPESTATUS[0]}
 
-## bench: deploy time against the raw tools (ratio x-raw), pgbench -C direct vs
+## bench: deploy time against the raw tools (ratio x-raw), backup and restore
+## against pg_dump + zip and unzip + psql (x-raw-backup, x-raw-load), pgbench -C direct vs
 ## through PgBouncer (ratio x-direct), replica deploy vs raw pg_basebackup +
 ## standby start (x-raw), monitor tick cost.
 ## Packages run one at a time (-p 1) so that they do not skew each other.
 bench: deps
-	$(GO) test -p 1 -run '^$$' -bench . -benchtime 5x -timeout 30m ./provisioner/ ./monitor/
+	$(GO) test -p 1 -run '^$$' -bench . -skip BackupRestore -benchtime 5x -timeout 30m ./provisioner/ ./monitor/
+	$(GO) test -run '^$$' -bench BackupRestore -benchtime 2x -timeout 30m ./provisioner/
 
 ## fmt: format Go and templ sources.
 fmt:

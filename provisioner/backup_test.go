@@ -41,7 +41,7 @@ func (h *harness) seedOdooish(e store.Environment, baseURL string) {
 		INSERT INTO ir_config_parameter (key, value) VALUES ('web.base.url', '`+baseURL+`'),
 			('database.uuid', 'uuid-of-`+e.Name+`'), ('database.secret', 'secret-of-`+e.Name+`');
 		INSERT INTO ir_module_module (name, state, latest_version) VALUES ('base', 'installed', '18.0.1.3'),
-			('mail', 'installed', '18.0.1.15'), ('sale', 'uninstalled', NULL);
+			('sale', 'uninstalled', NULL);
 		INSERT INTO ir_mail_server (name, smtp_port, smtp_host, smtp_encryption, active, smtp_authentication)
 			VALUES ('customers', 587, 'smtp.example.com', 'starttls', true, 'login');
 		INSERT INTO ir_cron (name, active) VALUES ('autovacuum', true), ('send invoices', true);
@@ -260,6 +260,47 @@ func mapsEqual(a, b map[string]string) bool {
 	return true
 }
 
+// TestVerifyAndFailedBackup verifies a good backup, and takes one of a
+// database that is gone: it fails with the reason and leaves no archive.
+func TestVerifyAndFailedBackup(t *testing.T) {
+	h := newHarness(t)
+	e := h.deploy("shop")
+	h.seedOdooish(e, "https://shop.example.com")
+	b := h.backup("shop", "dump")
+	vj, err := h.p.EnqueueWith(t.Context(), h.env("shop"), provisioner.KindVerifyBackup, provisioner.VerifyParams{BackupID: b.ID}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.runOne()
+	h.wantSucceeded(h.job(vj.ID))
+	if got, _ := h.st.BackupByID(t.Context(), b.ID); got.VerifiedAt == nil || got.VerifyError != "" {
+		t.Errorf("verified backup: %+v", got)
+	}
+
+	if err := h.rt.Stop(t.Context(), primary("shop")); err != nil {
+		t.Fatal(err)
+	}
+	j, err := h.p.EnqueueWith(t.Context(), h.env("shop"), provisioner.KindBackup, provisioner.BackupParams{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.runOne()
+	if j = h.job(j.ID); j.State != store.JobFailed {
+		t.Fatalf("backup of a stopped database: %s", j.State)
+	}
+	bs, _ := h.st.ListBackups(t.Context(), "shop", 0)
+	failed := bs[0]
+	if failed.State != store.BackupFailed || failed.Error == "" || failed.SizeBytes != 0 {
+		t.Errorf("the failed backup: %+v", failed)
+	}
+	if _, err := os.Stat(filepath.Join(h.backups, failed.File)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed backup's archive exists: %v", err)
+	}
+	if temps, _ := filepath.Glob(filepath.Join(h.backups, "shop", ".tmp-*")); len(temps) > 0 {
+		t.Errorf("temporary files left: %v", temps)
+	}
+}
+
 // TestRestoreRefusesABadArchiveAndTouchesNothing corrupts a backup's
 // archive: the restore fails before anything changes.
 func TestRestoreRefusesABadArchiveAndTouchesNothing(t *testing.T) {
@@ -283,6 +324,17 @@ func TestRestoreRefusesABadArchiveAndTouchesNothing(t *testing.T) {
 	data[i] ^= 0xff
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	vj, err := h.p.EnqueueWith(t.Context(), h.env("shop"), provisioner.KindVerifyBackup, provisioner.VerifyParams{BackupID: b.ID}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.runOne()
+	if vj = h.job(vj.ID); vj.State != store.JobFailed {
+		t.Errorf("verify of a corrupted archive: %s", vj.State)
+	}
+	if got, _ := h.st.BackupByID(t.Context(), b.ID); got.VerifyError == "" || got.VerifiedAt == nil {
+		t.Errorf("the corrupted backup's check was not recorded: %+v", got)
 	}
 	j := h.restore(b, "shop", false)
 	if j.State != store.JobFailed || !strings.Contains(j.Error, "cannot be restored") {
@@ -398,8 +450,8 @@ func TestRestoreResumesAfterAStop(t *testing.T) {
 
 	t.Run("cut short after the swap: finished without restoring again", func(t *testing.T) {
 		// The swap of an attempt that restored the backup was done: the
-		// previous data (here, a copy with a changed row) is aside.
-		psql("CREATE DATABASE " + previous + " TEMPLATE shop OWNER " + e.DBUser)
+		// previous data (here, an empty database) is aside.
+		psql("CREATE DATABASE " + previous + " OWNER " + e.DBUser)
 		h.writeFiles(e, map[string]string{"../" + e.DBName + ".pgdeck-previous/yy/old": "old"})
 		j, err := h.p.EnqueueWith(t.Context(), h.env("shop"), provisioner.KindRestore, provisioner.RestoreParams{BackupID: b.ID, Target: "shop"}, "test")
 		if err != nil {

@@ -113,10 +113,8 @@ func (r *JobRun) restore(ctx context.Context, env store.Environment, params Rest
 		return err
 	}
 	r.Step(ctx, "Creating the database "+staging+" beside "+env.DBName, 36)
-	// A script on stdin: psql -c runs neither \connect nor CREATE DATABASE
-	// beside other statements.
 	if _, err := r.p.rt.Exec(ctx, primary(env.Name), []byte(createStagingSQL(staging, env.DBUser)),
-		"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres"); err != nil {
+		"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"); err != nil {
 		return fmt.Errorf("create %s: %w", staging, err)
 	}
 	r.Step(ctx, "Restoring the database into "+staging, 40)
@@ -305,51 +303,56 @@ func (r *JobRun) currentBaseURL(ctx context.Context, env store.Environment, dbPa
 // fixCopy makes a copy of another environment's database its own, as Odoo's
 // copy does (a new database.uuid and database.secret, so that sessions and
 // tokens of the source mean nothing here), gives it back the target's
-// web.base.url, and neutralizes it when asked.
+// web.base.url, and neutralizes it when asked: in one transaction, as the
+// environment's role. A database without Odoo's parameters table (not an
+// Odoo database yet) has nothing to change.
 func (r *JobRun) fixCopy(ctx context.Context, env store.Environment, db string, clone bool, baseURL string, neutral bool) error {
-	var sql strings.Builder
-	if clone {
-		sql.WriteString("UPDATE ir_config_parameter SET value = gen_random_uuid()::text WHERE key IN ('database.uuid', 'database.secret');\n")
-		if baseURL != "" {
-			fmt.Fprintf(&sql, "UPDATE ir_config_parameter SET value = %s WHERE key = 'web.base.url';\n", quoteLiteral(baseURL))
-		}
-	}
-	if neutral {
-		dbPassword, err := r.p.box.Open(env.DBPassword)
-		if err != nil {
-			return err
-		}
-		var modules []string
-		err = r.p.withDB(ctx, env, db, dbPassword, func(ctx context.Context, conn *pgx.Conn) error {
-			rows, _ := conn.Query(ctx, "SELECT name FROM ir_module_module WHERE state IN ('installed', 'to upgrade', 'to remove')")
-			var err error
-			modules, err = pgx.CollectRows(rows, pgx.RowTo[string])
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("list the installed modules: %w", err)
-		}
-		script, err := neutralize.Script(env.OdooVersion, modules)
-		if err != nil {
-			return err
-		}
-		sql.WriteString(script)
-	}
-	if sql.Len() == 0 {
+	if !clone && !neutral {
 		return nil
 	}
-	if clone {
-		r.Logf(ctx, "a copy: new database.uuid and database.secret; web.base.url %q kept", baseURL)
-	}
-	if neutral {
-		r.Step(ctx, "Neutralizing the copy (mail servers, crons, webhooks, payment providers)", 78)
-	}
-	_, err := r.p.rt.Exec(ctx, primary(env.Name), []byte("BEGIN;\n"+sql.String()+"COMMIT;\n"),
-		"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", env.DBUser, "-d", db)
+	dbPassword, err := r.p.box.Open(env.DBPassword)
 	if err != nil {
-		return fmt.Errorf("prepare the copy: %w", err)
+		return err
 	}
-	return nil
+	return r.p.withDB(ctx, env, db, dbPassword, func(ctx context.Context, conn *pgx.Conn) error {
+		var odoo bool
+		if err := conn.QueryRow(ctx, "SELECT to_regclass('public.ir_config_parameter') IS NOT NULL AND to_regclass('public.ir_module_module') IS NOT NULL").Scan(&odoo); err != nil {
+			return err
+		}
+		if !odoo {
+			if neutral {
+				return errors.New("the restored database is not an Odoo database: there is nothing to neutralize")
+			}
+			return nil
+		}
+		var sql strings.Builder
+		if clone {
+			sql.WriteString("UPDATE ir_config_parameter SET value = gen_random_uuid()::text WHERE key IN ('database.uuid', 'database.secret');\n")
+			if baseURL != "" {
+				fmt.Fprintf(&sql, "UPDATE ir_config_parameter SET value = %s WHERE key = 'web.base.url';\n", quoteLiteral(baseURL))
+			}
+			r.Logf(ctx, "a copy: new database.uuid and database.secret; web.base.url %q kept", baseURL)
+		}
+		if neutral {
+			r.Step(ctx, "Neutralizing the copy (mail servers, crons, webhooks, payment providers)", 78)
+			rows, _ := conn.Query(ctx, "SELECT name FROM ir_module_module WHERE state IN ('installed', 'to upgrade', 'to remove')")
+			modules, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("list the installed modules: %w", err)
+			}
+			script, err := neutralize.Script(env.OdooVersion, modules)
+			if err != nil {
+				return err
+			}
+			sql.WriteString(script)
+		}
+		// The simple protocol runs the statements as one implicit
+		// transaction: all or nothing.
+		if _, err := conn.Exec(ctx, sql.String()); err != nil {
+			return fmt.Errorf("prepare the copy: %w", err)
+		}
+		return nil
+	})
 }
 
 // swapIn puts the staging database and filestore in the environment's

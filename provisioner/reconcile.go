@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"pgdeck/provisioner/runtime"
 	"pgdeck/store"
@@ -27,6 +29,13 @@ func (p *Provisioner) Reconcile(ctx context.Context) error {
 	for _, b := range failed {
 		p.log.Warn("reconcile: a backup was cut short; marked failed", "backup", b.File)
 		p.removeStaleTemps(b.EnvName)
+	}
+	// No upload is under way at the start: what one left is removed.
+	if p.cfg.BackupDir != "" {
+		left, _ := filepath.Glob(filepath.Join(p.cfg.BackupDir, "*", ".upload-*"))
+		for _, f := range left {
+			os.Remove(f)
+		}
 	}
 	envs, err := p.store.ListEnvironments(ctx)
 	if err != nil {

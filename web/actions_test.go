@@ -52,6 +52,7 @@ func newJobsApp(t *testing.T, opts ...provisioner.Option) *jobsApp {
 		PgRestore: filepath.Join(rt.BinDir(), "pg_restore")}, st, rt, box, log, opts...)
 	d := testDeps(st, log)
 	d.Jobs, d.Box = prov, box
+	d.BackupUploadLimit = 4 << 20
 	h := web.New(d).Handler()
 	t.Cleanup(func() {
 		// Remove whatever the test deployed: no cluster outlives the test.

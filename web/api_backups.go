@@ -51,7 +51,7 @@ func (s *Server) apiListBackups(c echo.Context) error {
 	for _, b := range backups {
 		out = append(out, toAPIBackup(b))
 	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, map[string][]apiBackup{"backups": out})
 }
 
 // apiShowBackup answers GET /api/v1/environments/{name}/backups/{id}.

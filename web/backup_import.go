@@ -231,4 +231,3 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-

@@ -50,11 +50,13 @@ type odooBackup struct {
 // listBackups lists an environment's backups through the API.
 func (b *odooBox) listBackups(name string) []odooBackup {
 	b.t.Helper()
-	var out []odooBackup
+	var out struct {
+		Backups []odooBackup `json:"backups"`
+	}
 	if code := b.api(http.MethodGet, "/api/v1/environments/"+name+"/backups", b.token, "", &out); code != http.StatusOK {
 		b.t.Fatalf("GET the backups of %s: %d", name, code)
 	}
-	return out
+	return out.Backups
 }
 
 // backupNow takes a backup of the environment through the API, waits for
@@ -352,29 +354,45 @@ func TestOdooBackupRestore(t *testing.T) {
 // TestOdooManagerRoundTrip: (a) a pgdeck archive restores through Odoo's own
 // database manager (/web/database/restore, on a scratch cluster where Odoo
 // creates its databases) and that Odoo serves it; (b) an archive made by
-// Odoo's manager (/web/database/backup) imports into pgdeck, restores into
-// a new environment, and Odoo on that environment's odoo.conf serves it.
+// Odoo's manager (/web/database/backup) imports into pgdeck, restores over
+// the environment, and the Odoo running on its odoo.conf serves it.
 func TestOdooManagerRoundTrip(t *testing.T) {
 	phase := phases(t)
+	// The scratch cluster is made while pgdeck deploys and Odoo installs.
+	scratch, scratchReady := startScratchPG(t)
 	b := startOdooBox(t)
 	e := b.createEnv("shop")
 	phase("pgdeck and the environment")
 	b.installBase(e)
 	phase("odoo-bin -i base")
 	odoo := startOdoo(t, b.src, b.acct, e.OdooConf)
-	first := writeFixture(t, signIn(t, odoo, e.Database), "Made on pgdeck")
+	rpc := signIn(t, odoo, e.Database)
+	first := writeFixture(t, rpc, "Made on pgdeck")
 	bk := b.backupNow("shop")
 	archive := b.download("shop", bk)
-	noOdooErrors(t, odoo, "Odoo on the environment")
-	odoo.Stop()
+	keepArchive(t, "pgdeck-archive.zip", archive)
 	phase("Odoo writes, pgdeck backs up")
 
-	mgr := startOdooManager(t, b)
-	phase("scratch cluster and Odoo's manager")
+	scratchReady()
+	mgr := startOdooManager(t, b, scratch)
+	phase("Odoo's manager on the scratch cluster")
 
 	// (a) pgdeck's archive through Odoo's restore.
 	const restored = "from_pgdeck"
 	mgr.restore(t, restored, archive)
+	// Odoo's restore runs psql without ON_ERROR_STOP and its errors go
+	// nowhere: every table must hold the rows pgdeck's manifest lists.
+	want := archiveTables(t, archive)
+	tables := make([]string, 0, len(want))
+	for tb := range want {
+		tables = append(tables, tb)
+	}
+	got := mgr.rowCounts(t, restored, tables)
+	for tb, n := range want {
+		if got[tb] != n {
+			t.Errorf("after Odoo's restore %s holds %d rows, pgdeck's archive %d", tb, got[tb], n)
+		}
+	}
 	c := signIn(t, mgr.odoo, restored)
 	first.check(t, c, "on Odoo's manager, restored from pgdeck's archive")
 	if _, err := os.Stat(filepath.Join(mgr.dataDir, "filestore", restored, first.StoreFname)); err != nil {
@@ -386,25 +404,30 @@ func TestOdooManagerRoundTrip(t *testing.T) {
 	// only Odoo's manager ever saw.
 	second := writeFixture(t, c, "Made on Odoo's manager")
 	odooZip := mgr.backup(t, restored)
+	keepArchive(t, "odoo-manager-backup.zip", odooZip)
 	noOdooErrors(t, mgr.odoo, "Odoo's database manager")
 	mgr.odoo.Stop()
 	phase(fmt.Sprintf("(b) Odoo's manager backs up (%d bytes)", len(odooZip)))
 
-	moved := b.createEnv("moved")
-	phase("a second environment")
-	imp := b.importArchive("moved", odooZip)
-	b.restoreBackup("moved", imp.ID)
+	imp := b.importArchive("shop", odooZip)
+	b.restoreBackup("shop", imp.ID)
 	phase("(b) pgdeck imports and restores it")
-	odoo2 := startOdoo(t, b.src, b.acct, moved.OdooConf)
-	c2 := signIn(t, odoo2, moved.Database)
+	// The Odoo that runs on the environment's odoo.conf serves it. The
+	// archive is of another database, so the restore gave it a new
+	// database.secret: the session from before means nothing any more.
+	err := rpc.CallKW("res.partner", "search_count", []any{[]any{}}, nil, nil)
+	if rerr, ok := err.(*odooRPCError); !ok || !strings.Contains(rerr.Data.Name, "SessionExpired") {
+		t.Errorf("the session signed in before the restore of another database's archive: %v, want it expired", err)
+	}
+	c2 := signIn(t, odoo, e.Database)
 	second.check(t, c2, "on the environment restored from Odoo's archive")
 	first.check(t, c2, "on the environment restored from Odoo's archive")
-	movedConf := odooConfValues(t, moved.OdooConf)
-	if _, err := os.Stat(filepath.Join(movedConf["data_dir"], "filestore", moved.Database, second.StoreFname)); err != nil {
+	conf := odooConfValues(t, e.OdooConf)
+	if _, err := os.Stat(filepath.Join(conf["data_dir"], "filestore", e.Database, second.StoreFname)); err != nil {
 		t.Errorf("the restore put no file in the environment's filestore: %v", err)
 	}
-	noOdooErrors(t, odoo2, "Odoo on the environment restored from Odoo's archive")
-	odoo2.Stop()
+	noOdooErrors(t, odoo, "Odoo on the environment")
+	odoo.Stop()
 	phase("(b) Odoo serves it on pgdeck")
 }
 
@@ -415,36 +438,64 @@ type odooManager struct {
 	odoo    *odooServer
 	master  string
 	dataDir string
+	pg      *pgexec.Cluster
 }
 
-// startOdooManager starts a scratch cluster (run as the postgres user, with
-// a CREATEDB role for Odoo over TCP) and an Odoo with the database manager
-// on it.
-func startOdooManager(t *testing.T, b *odooBox) *odooManager {
+// scratchRole is the role, with CREATEDB, that Odoo's manager logs in as.
+const (
+	scratchRole     = "odoo_manager"
+	scratchPassword = "the odoo manager password"
+)
+
+// startScratchPG makes and starts a scratch cluster in the background (run
+// as the postgres user, reachable over TCP by scratchRole only); ready
+// waits for it and fails the test if it could not start. It is stopped at
+// the end of the test.
+func startScratchPG(t *testing.T) (*pgexec.Cluster, func()) {
 	t.Helper()
-	root := testkit.TempDir(t)
-	if err := os.Chmod(root, 0o755); err != nil {
+	bin, err := pgexec.FindBinDir(os.Getenv("PGDECK_PG_BIN_DIR"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	user, err := pgexec.DefaultRunAs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &pgexec.Cluster{
-		BinDir: b.binPG, DataDir: filepath.Join(root, "pgdata"), SocketDir: filepath.Join(root, "run"),
-		ListenAddress: "127.0.0.1", Port: testkit.FreePort(t), User: user,
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	err = c.Init(ctx, pgexec.InitOptions{
-		// A scratch cluster: nothing in it needs to survive a crash.
-		Conf: map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
-		HBA:  []string{"host all odoo_manager 127.0.0.1/32 scram-sha-256"},
-	})
-	if err != nil {
+	root := testkit.TempDir(t)
+	if err := os.Chmod(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	c := &pgexec.Cluster{
+		BinDir: bin, DataDir: filepath.Join(root, "pgdata"), SocketDir: filepath.Join(root, "run"),
+		ListenAddress: "127.0.0.1", Port: testkit.FreePort(t), User: user,
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		err := c.Init(ctx, pgexec.InitOptions{
+			// A scratch cluster: nothing in it needs to survive a crash.
+			Conf: map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
+			HBA:  []string{"host all " + scratchRole + " 127.0.0.1/32 scram-sha-256"},
+		})
+		if err == nil {
+			err = c.Start(ctx)
+		}
+		if err == nil {
+			_, err = c.Exec(ctx, []byte("CREATE ROLE "+scratchRole+" LOGIN CREATEDB PASSWORD '"+scratchPassword+"';\n"),
+				"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres")
+		}
+		done <- err
+	}()
+	var startErr error
+	waited := false
+	wait := func() {
+		if !waited {
+			startErr, waited = <-done, true
+		}
+	}
 	t.Cleanup(func() {
+		wait()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := c.Stop(ctx); err != nil {
@@ -452,17 +503,21 @@ func startOdooManager(t *testing.T, b *odooBox) *odooManager {
 		}
 		testkit.StopPostgres(root, 30*time.Second)
 	})
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
+	return c, func() {
+		t.Helper()
+		wait()
+		if startErr != nil {
+			t.Fatalf("the scratch cluster: %v", startErr)
+		}
 	}
-	const rolePassword = "the odoo manager password"
-	if _, err := c.Exec(ctx, []byte("CREATE ROLE odoo_manager LOGIN CREATEDB PASSWORD '"+rolePassword+"';\n"),
-		"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres"); err != nil {
-		t.Fatal(err)
-	}
+}
 
+// startOdooManager starts an Odoo with the database manager on the scratch
+// cluster c.
+func startOdooManager(t *testing.T, b *odooBox, c *pgexec.Cluster) *odooManager {
+	t.Helper()
 	m := &odooManager{master: "the master password " + strconv.FormatInt(time.Now().UnixNano(), 36),
-		dataDir: filepath.Join(b.acct.Home, "manager-data")}
+		dataDir: filepath.Join(b.acct.Home, "manager-data"), pg: c}
 	if err := os.Mkdir(m.dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -470,8 +525,8 @@ func startOdooManager(t *testing.T, b *odooBox) *odooManager {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(b.acct.Home, "manager.conf")
-	text := fmt.Sprintf("[options]\ndb_host = 127.0.0.1\ndb_port = %d\ndb_user = odoo_manager\ndb_password = %s\n"+
-		"admin_passwd = %s\nlist_db = True\ndata_dir = %s\n", c.Port, rolePassword, m.master, m.dataDir)
+	text := fmt.Sprintf("[options]\ndb_host = 127.0.0.1\ndb_port = %d\ndb_user = %s\ndb_password = %s\n"+
+		"admin_passwd = %s\nlist_db = True\ndata_dir = %s\n", c.Port, scratchRole, scratchPassword, m.master, m.dataDir)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -545,4 +600,59 @@ func (m *odooManager) backup(t *testing.T, name string) []byte {
 		t.Fatalf("Odoo's backup holds %v, want dump.sql, manifest.json and filestore/", have)
 	}
 	return data
+}
+
+// rowCounts counts the rows of tables (schema.name) in database db of the
+// scratch cluster, as its superuser.
+func (m *odooManager) rowCounts(t *testing.T, db string, tables []string) map[string]int64 {
+	t.Helper()
+	var q strings.Builder
+	for i, tb := range tables {
+		schema, name, _ := strings.Cut(tb, ".")
+		if i > 0 {
+			q.WriteString(" UNION ALL ")
+		}
+		fmt.Fprintf(&q, "SELECT '%s', count(*) FROM \"%s\".\"%s\"", tb, schema, name)
+	}
+	out, err := m.pg.Exec(t.Context(), []byte(q.String()+";\n"), "psql", "-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1", "-d", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		tb, n, _ := strings.Cut(line, "|")
+		counts[tb], _ = strconv.ParseInt(n, 10, 64)
+	}
+	return counts
+}
+
+// archiveTables reads the table row counts pgdeck's manifest lists.
+func archiveTables(t *testing.T, archive []byte) map[string]int64 {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(archive), int64(len(archive)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := zr.Open("manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var man struct {
+		Pgdeck struct {
+			Tables map[string]int64 `json:"tables"`
+		} `json:"pgdeck"`
+	}
+	if err := json.NewDecoder(f).Decode(&man); err != nil || len(man.Pgdeck.Tables) == 0 {
+		t.Fatalf("pgdeck's manifest lists no tables: %v", err)
+	}
+	return man.Pgdeck.Tables
+}
+
+// keepArchive keeps an archive beside the test's Odoo logs.
+func keepArchive(t *testing.T, name string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(odooLogDir(t), name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

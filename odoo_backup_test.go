@@ -306,11 +306,13 @@ func TestOdooBackupRestore(t *testing.T) {
 
 	// The Odoo that served before the restore serves the restored data
 	// without a restart: the restore ended its connections to the database
-	// (Odoo's pool opens new ones), the session stays valid (a restore of
-	// the environment's own backup keeps database.secret), and the
-	// registry's caches hold nothing the restore changed (its signaling
-	// sequences are what they were at the backup). A restore that changed
-	// installed modules would need Odoo restarted (or signaled).
+	// (Odoo's pool drops a connection it cannot reset and opens a new one),
+	// the session stays valid (a restore of the environment's own backup
+	// keeps database.secret), and the registry and its caches are checked
+	// on each request against the database's signaling sequences, which
+	// Odoo reloads or clears when they differ from what it holds (its log
+	// says so in TestOdooManagerRoundTrip, after another database's
+	// archive); here they are what they were at the backup.
 	fix.check(t, rpc, "after the restore, on the session from before")
 	if err := rpc.CallKW("res.partner", "search_count", []any{[]any{[]any{"id", "=", laterID}}}, nil, &n); err != nil || n != 0 {
 		t.Errorf("after the restore the partner written after the backup is still there: %d, %v", n, err)

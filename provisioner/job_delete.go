@@ -65,6 +65,12 @@ func (r *JobRun) preDeleteBackup(ctx context.Context, env store.Environment) err
 	if err != nil {
 		return err
 	}
+	if st.State == runtime.StateMissing {
+		// An earlier attempt of this delete removed the instance already
+		// (its backup came first): there is nothing left to keep.
+		r.Logf(ctx, "%s's PostgreSQL is already removed: no backup to take", env.Name)
+		return nil
+	}
 	if st.State != runtime.StateRunning {
 		r.Step(ctx, "Starting PostgreSQL for the backup before the delete", 2)
 		if err := r.p.rt.Start(ctx, primary(env.Name)); err != nil {

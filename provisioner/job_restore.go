@@ -331,7 +331,11 @@ func (r *JobRun) fixCopy(ctx context.Context, env store.Environment, db string, 
 			if baseURL != "" {
 				fmt.Fprintf(&sql, "UPDATE ir_config_parameter SET value = %s WHERE key = 'web.base.url';\n", quoteLiteral(baseURL))
 			}
-			r.Logf(ctx, "a copy: new database.uuid and database.secret; web.base.url %q kept", baseURL)
+			if baseURL != "" {
+				r.Logf(ctx, "a copy: new database.uuid and database.secret; %s's web.base.url %q kept", env.Name, baseURL)
+			} else {
+				r.Logf(ctx, "a copy: new database.uuid and database.secret; %s had no web.base.url, so the archive's is left (Odoo sets it at the first admin sign-in)", env.Name)
+			}
 		}
 		if neutral {
 			r.Step(ctx, "Neutralizing the copy (mail servers, crons, webhooks, payment providers)", 78)

@@ -1,0 +1,134 @@
+package provisioner_test
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"pgdeck/internal/dockertest"
+	"pgdeck/internal/testkit"
+	"pgdeck/provisioner"
+	"pgdeck/provisioner/runtime"
+	"pgdeck/provisioner/runtime/docker"
+	"pgdeck/provisioner/runtime/local/pgexec"
+	"pgdeck/store"
+)
+
+// newDockerHarness is a harness whose runtime is Docker, on a private
+// dockerd with the test image.
+func newDockerHarness(t *testing.T) *harness {
+	t.Helper()
+	engine := dockertest.Engine(t)
+	image := dockertest.Image(t, engine)
+	root := filepath.Join(testkit.TempDir(t), "envs")
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rt, err := docker.New(docker.Config{Host: engine.Host, Image: image, Root: root, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	bin, err := pgexec.FindBinDir(os.Getenv("PGDECK_PG_BIN_DIR"))
+	if err != nil {
+		t.Fatalf("the PostgreSQL binaries are required (apt-get install -y postgresql): %v", err)
+	}
+	return newHarnessWith(t, root, rt, bin, log)
+}
+
+// TestJobsOnDocker runs the operator's jobs on the Docker runtime: a
+// deploy, a redeploy that turns PgBouncer on (odoo.conf then points at it
+// and a login goes through it), a redeploy of a reload-only change (the
+// server is not restarted), stop, start and restart.
+func TestJobsOnDocker(t *testing.T) {
+	h := newDockerHarness(t)
+	ctx := t.Context()
+	e := h.deploy("erp")
+	h.savePooler(e, store.PoolerSettings{Enabled: true, PoolSize: 15, PoolMode: "transaction"})
+	h.succeed("erp", provisioner.KindRedeploy)
+	e = h.env("erp")
+	port := h.poolerPort(e)
+	if port == 0 {
+		t.Fatal("no PgBouncer port after the redeploy")
+	}
+	if st, err := h.rt.Status(ctx, poolerID("erp")); err != nil || st.State != runtime.StateRunning {
+		t.Fatalf("PgBouncer: %+v, %v", st, err)
+	}
+	conf := readOdooConf(t, h.p.OdooConfPath("erp"))
+	if conf["db_port"] != strconv.Itoa(port) {
+		t.Errorf("odoo.conf db_port %s, want PgBouncer's %d", conf["db_port"], port)
+	}
+	conn, err := simple(ctx, port, e.DBName, e.DBUser, h.password(e))
+	if err != nil {
+		t.Fatalf("login through PgBouncer on docker: %v", err)
+	}
+	var one int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Errorf("query through PgBouncer: %v", err)
+	}
+	conn.Close(ctx)
+
+	before := h.wantState("erp", runtime.StateRunning)
+	var started string
+	h.connectAs(e).QueryRow(ctx, "SELECT pg_postmaster_start_time()::text").Scan(&started)
+	if _, err := h.st.UpdateDatabaseSettings(ctx, e.ID, func(d *store.DatabaseSettings) error {
+		d.Parameters["work_mem"] = "12MB"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.succeed("erp", provisioner.KindRedeploy)
+	var workMem, startedAfter string
+	c := h.connectAs(e)
+	c.QueryRow(ctx, "SHOW work_mem").Scan(&workMem)
+	c.QueryRow(ctx, "SELECT pg_postmaster_start_time()::text").Scan(&startedAfter)
+	if workMem != "12MB" || startedAfter != started || h.status("erp").PID != before.PID {
+		t.Errorf("after a reload-only redeploy: work_mem %s, started %s (was %s); want 12MB without a restart", workMem, startedAfter, started)
+	}
+
+	h.succeed("erp", provisioner.KindStop)
+	h.wantState("erp", runtime.StateStopped)
+	if st, _ := h.rt.Status(ctx, poolerID("erp")); st.State == runtime.StateRunning {
+		t.Error("PgBouncer still runs after Stop")
+	}
+	h.succeed("erp", provisioner.KindStart)
+	h.wantState("erp", runtime.StateRunning)
+	h.succeed("erp", provisioner.KindRestart)
+	h.wantState("erp", runtime.StateRunning)
+	if st, _ := h.rt.Status(ctx, poolerID("erp")); st.State != runtime.StateRunning {
+		t.Errorf("PgBouncer after Restart: %+v", st)
+	}
+}
+
+// TestBackupAndRestoreOnDocker runs the provisioner's jobs on the Docker
+// runtime (a private dockerd, the test image): deploy, a backup of rows and
+// files, changes, a restore that brings them back, then the environment's
+// delete with its pre-delete backup.
+func TestBackupAndRestoreOnDocker(t *testing.T) {
+	h := newDockerHarness(t)
+	e := h.deploy("shop")
+	h.seedOdooish(e, "https://shop.example.com")
+	h.writeFiles(e, map[string]string{"ab/ab12cd": "an invoice", "cd/cd34": strings.Repeat("image ", 4000)})
+	wantRows, wantFiles := h.tableSums(e), h.fileHashes(e)
+
+	for _, format := range []string{"zip", "dump"} {
+		b := h.backup("shop", format)
+		if _, err := h.connectAs(e).Exec(t.Context(), "DELETE FROM res_partner WHERE id % 2 = 0"); err != nil {
+			t.Fatal(err)
+		}
+		h.writeFiles(e, map[string]string{"ab/ab12cd": "changed"})
+		h.wantSucceeded(h.restore(b, "shop", false))
+		if got := h.tableSums(e); !mapsEqual(got, wantRows) {
+			t.Errorf("%s: rows after the restore on docker: %v, want %v", format, got, wantRows)
+		}
+		if got := h.fileHashes(e); !mapsEqual(got, wantFiles) {
+			t.Errorf("%s: files after the restore on docker: %v, want %v", format, got, wantFiles)
+		}
+	}
+	h.succeed("shop", "delete")
+	bs, err := h.st.ListBackups(t.Context(), "shop", 1)
+	if err != nil || len(bs) != 1 || bs[0].Kind != "pre-delete" || bs[0].State != "succeeded" {
+		t.Errorf("after the delete on docker: %+v, %v; want a succeeded pre-delete backup", bs, err)
+	}
+}

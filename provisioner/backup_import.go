@@ -11,9 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"pgdeck/provisioner/backup"
 	"pgdeck/store"
@@ -93,20 +91,7 @@ func (p *Provisioner) ImportBackup(ctx context.Context, env store.Environment, p
 	if err != nil {
 		return store.Backup{}, err
 	}
-	envID := env.ID
-	stamp := time.Now().UTC().Format("2006-01-02_15-04-05")
-	var b store.Backup
-	for i := 0; ; i++ {
-		name := env.Name + "/" + env.Name + "_" + stamp + "_imported"
-		if i > 0 {
-			name += "-" + strconv.Itoa(i+1)
-		}
-		b, err = p.store.CreateBackup(ctx, store.NewBackup{EnvID: &envID, EnvName: env.Name, Kind: store.BackupImported,
-			Format: string(format), File: name + ".zip", RequestedBy: by})
-		if !errors.Is(err, store.ErrConflict) || i > 20 {
-			break
-		}
-	}
+	b, err := p.recordBackup(ctx, env, store.BackupImported, format, nil, by)
 	if err != nil {
 		return store.Backup{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,10 +195,10 @@ func TestBackupAndRestore(t *testing.T) {
 
 			j := h.restore(b, "shop", false)
 			h.wantSucceeded(j)
-			if got := h.tableSums(e); !mapsEqual(got, wantRows) {
+			if got := h.tableSums(e); !maps.Equal(got, wantRows) {
 				t.Errorf("rows after the restore:\n%v\nwant\n%v", got, wantRows)
 			}
-			if got := h.fileHashes(e); !mapsEqual(got, wantFiles) {
+			if got := h.fileHashes(e); !maps.Equal(got, wantFiles) {
 				t.Errorf("files after the restore:\n%v\nwant\n%v", got, wantFiles)
 			}
 			if dbs := h.databases("shop"); !slices.Equal(dbs, []string{"postgres", "shop"}) {
@@ -246,18 +247,6 @@ func TestBackupAndRestore(t *testing.T) {
 		}
 		h.rt.Exec(t.Context(), primary("shop"), nil, "dropdb", "plain")
 	})
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestVerifyAndFailedBackup verifies a good backup, and takes one of a
@@ -340,10 +329,10 @@ func TestRestoreRefusesABadArchiveAndTouchesNothing(t *testing.T) {
 	if j.State != store.JobFailed || !strings.Contains(j.Error, "cannot be restored") {
 		t.Fatalf("restore of a corrupted archive: %s, %q", j.State, j.Error)
 	}
-	if got := h.tableSums(e); !mapsEqual(got, wantRows) {
+	if got := h.tableSums(e); !maps.Equal(got, wantRows) {
 		t.Errorf("rows changed by a refused restore")
 	}
-	if got := h.fileHashes(e); !mapsEqual(got, wantFiles) {
+	if got := h.fileHashes(e); !maps.Equal(got, wantFiles) {
 		t.Errorf("files changed by a refused restore")
 	}
 	if dbs := h.databases("shop"); !slices.Equal(dbs, []string{"postgres", "shop"}) {
@@ -367,13 +356,13 @@ func TestCloneIntoAnotherEnvironment(t *testing.T) {
 
 	j := h.restore(b, "stg", true)
 	h.wantSucceeded(j)
-	if got := h.tableSums(prod); !mapsEqual(got, prodRows) {
+	if got := h.tableSums(prod); !maps.Equal(got, prodRows) {
 		t.Error("the clone changed production's rows")
 	}
-	if got := h.fileHashes(prod); !mapsEqual(got, prodFiles) {
+	if got := h.fileHashes(prod); !maps.Equal(got, prodFiles) {
 		t.Error("the clone changed production's files")
 	}
-	if got := h.fileHashes(stg); !mapsEqual(got, prodFiles) {
+	if got := h.fileHashes(stg); !maps.Equal(got, prodFiles) {
 		t.Errorf("staging's files %v, want production's %v", got, prodFiles)
 	}
 	conn := h.connectAs(stg)
@@ -440,7 +429,7 @@ func TestRestoreResumesAfterAStop(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.wantSucceeded(h.restore(b, "shop", false))
-		if got := h.tableSums(e); !mapsEqual(got, want) {
+		if got := h.tableSums(e); !maps.Equal(got, want) {
 			t.Errorf("rows: %v, want %v", got, want)
 		}
 		if dbs := h.databases("shop"); !slices.Equal(dbs, []string{"postgres", "shop"}) {
@@ -470,7 +459,7 @@ func TestRestoreResumesAfterAStop(t *testing.T) {
 		if left, _ := filepath.Glob(h.filestore(e) + ".pgdeck-*"); len(left) > 0 {
 			t.Errorf("restore folders left: %v", left)
 		}
-		if got := h.tableSums(e); !mapsEqual(got, want) {
+		if got := h.tableSums(e); !maps.Equal(got, want) {
 			t.Errorf("rows: %v, want %v", got, want)
 		}
 	})

@@ -2,6 +2,7 @@ package provisioner_test
 
 import (
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -119,10 +120,10 @@ func TestBackupAndRestoreOnDocker(t *testing.T) {
 		}
 		h.writeFiles(e, map[string]string{"ab/ab12cd": "changed"})
 		h.wantSucceeded(h.restore(b, "shop", false))
-		if got := h.tableSums(e); !mapsEqual(got, wantRows) {
+		if got := h.tableSums(e); !maps.Equal(got, wantRows) {
 			t.Errorf("%s: rows after the restore on docker: %v, want %v", format, got, wantRows)
 		}
-		if got := h.fileHashes(e); !mapsEqual(got, wantFiles) {
+		if got := h.fileHashes(e); !maps.Equal(got, wantFiles) {
 			t.Errorf("%s: files after the restore on docker: %v, want %v", format, got, wantFiles)
 		}
 	}

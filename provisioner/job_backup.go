@@ -160,21 +160,7 @@ func (r *JobRun) takeBackup(ctx context.Context, env store.Environment, kind str
 		return store.Backup{}, fmt.Errorf("backup folder: %w", err)
 	}
 	jobID := r.job.ID
-	envID := env.ID
-	var b store.Backup
-	var err error
-	stamp := time.Now().UTC().Format("2006-01-02_15-04-05")
-	for i := 0; ; i++ {
-		name := fmt.Sprintf("%s_%s_%s", env.Name, stamp, kind)
-		if i > 0 {
-			name += "-" + strconv.Itoa(i+1)
-		}
-		b, err = p.store.CreateBackup(ctx, store.NewBackup{EnvID: &envID, EnvName: env.Name, Kind: kind,
-			Format: string(format), File: env.Name + "/" + name + ".zip", JobID: &jobID, RequestedBy: r.job.RequestedBy})
-		if !errors.Is(err, store.ErrConflict) || i > 20 {
-			break
-		}
-	}
+	b, err := p.recordBackup(ctx, env, kind, format, &jobID, r.job.RequestedBy)
 	if err != nil {
 		return store.Backup{}, err
 	}
@@ -196,6 +182,25 @@ func (r *JobRun) takeBackup(ctx context.Context, env store.Environment, kind str
 	}
 	r.Logf(ctx, "backup %s: %s, %d tables, %d filestore files", b.File, humanBytes(size), len(man.Pgdeck.Tables), man.Pgdeck.FilestoreFiles)
 	return p.store.BackupByID(ctx, b.ID)
+}
+
+// recordBackup records a running backup of env named after the environment,
+// the time (UTC) and kind: <env>/<env>_<time>_<kind>.zip, with -2, -3, …
+// when that name is taken (two backups in one second).
+func (p *Provisioner) recordBackup(ctx context.Context, env store.Environment, kind string, format backup.Format, jobID *int64, by string) (store.Backup, error) {
+	envID := env.ID
+	base := env.Name + "/" + env.Name + "_" + time.Now().UTC().Format("2006-01-02_15-04-05") + "_" + kind
+	for i := 1; ; i++ {
+		name := base
+		if i > 1 {
+			name += "-" + strconv.Itoa(i)
+		}
+		b, err := p.store.CreateBackup(ctx, store.NewBackup{EnvID: &envID, EnvName: env.Name, Kind: kind,
+			Format: string(format), File: name + ".zip", JobID: jobID, RequestedBy: by})
+		if !errors.Is(err, store.ErrConflict) || i > 20 {
+			return b, err
+		}
+	}
 }
 
 // writeArchive writes the archive of b into its temporary file and renames

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
 	"strconv"
@@ -231,8 +232,7 @@ func (r *JobRun) loadDump(ctx context.Context, env store.Environment, a *backup.
 		defer pr.Close()
 		script = pr
 	}
-	var out strings.Builder
-	err = r.p.rt.Stream(ctx, primary(env.Name), backup.RestoreScript(script), &limitedWriter{w: &out, n: 64 << 10},
+	err = r.p.rt.Stream(ctx, primary(env.Name), backup.RestoreScript(script), io.Discard,
 		"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", env.DBUser, "-d", db)
 	if converted != nil {
 		if cerr := <-converted; cerr != nil && err == nil {
@@ -419,7 +419,7 @@ func (r *JobRun) finishRestore(ctx context.Context, env store.Environment) error
 	if err := r.p.checkConnect(ctx, primary(env.Name), env.DBName, env.DBUser, dbPassword); err != nil {
 		return fmt.Errorf("%w; the previous data is kept as database %s and folder %s", err, previousDB(env.ID), r.p.filestoreDir(env)+previousFilestore)
 	}
-	if r.p.envHasPooler(env) {
+	if env.PoolerPort != nil {
 		if err := r.p.checkPoolerConnect(ctx, pooler(env.Name), env.DBName, env.DBUser, dbPassword); err != nil {
 			r.Logf(ctx, "PgBouncer does not serve the restored database yet: %v", err)
 		}
@@ -449,7 +449,7 @@ func (r *JobRun) restoreSettings(ctx context.Context, env store.Environment, a *
 	}
 	changed := false
 	_, err = r.p.store.UpdateDatabaseSettings(ctx, env.ID, func(s *store.DatabaseSettings) error {
-		changed = !mapsEqual(s.Parameters, saved.Parameters) || s.PgBouncer != saved.PgBouncer || s.ReadReplica != saved.ReadReplica
+		changed = !maps.Equal(s.Parameters, saved.Parameters) || s.PgBouncer != saved.PgBouncer || s.ReadReplica != saved.ReadReplica
 		if saved.Parameters == nil {
 			saved.Parameters = map[string]string{}
 		}
@@ -508,39 +508,9 @@ func (p *Provisioner) withDB(ctx context.Context, env store.Environment, db, pas
 	return fn(ctx, conn)
 }
 
-// envHasPooler reports whether the environment runs a PgBouncer.
-func (p *Provisioner) envHasPooler(env store.Environment) bool { return env.PoolerPort != nil }
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
 func firstN(s []string, n int) []string {
 	if len(s) > n {
 		return append(s[:n:n], fmt.Sprintf("and %d more", len(s)-n))
 	}
 	return s
-}
-
-// limitedWriter keeps the first n bytes written to w and drops the rest.
-type limitedWriter struct {
-	w io.Writer
-	n int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	if l.n > 0 {
-		k := min(len(p), l.n)
-		l.w.Write(p[:k])
-		l.n -= k
-	}
-	return len(p), nil
 }

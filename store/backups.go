@@ -182,6 +182,18 @@ func (s *Store) NewestGoodBackups(ctx context.Context) (map[string]time.Time, er
 	return out, nil
 }
 
+// NewestGoodBackup returns when the environment's newest succeeded backup
+// that no check found wrong was made; nil when it has none.
+func (s *Store) NewestGoodBackup(ctx context.Context, envName string) (*time.Time, error) {
+	var at *time.Time
+	err := s.Pool.QueryRow(ctx, `SELECT max(created_at) FROM backups
+		WHERE env_name = $1 AND state = 'succeeded' AND verify_error = ''`, envName).Scan(&at)
+	if err != nil {
+		return nil, fmt.Errorf("store: newest backup of %s: %w", envName, err)
+	}
+	return at, nil
+}
+
 // DeleteBackup forgets a backup (the caller removes its file); a running
 // one cannot be deleted (ErrConflict).
 func (s *Store) DeleteBackup(ctx context.Context, id int64) error {

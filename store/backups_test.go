@@ -69,6 +69,9 @@ func TestBackups(t *testing.T) {
 	if err != nil || newest["shop"].IsZero() || len(newest) != 1 {
 		t.Errorf("NewestGoodBackups = %v, %v", newest, err)
 	}
+	if at, err := st.NewestGoodBackup(ctx, "shop"); err != nil || at == nil || !at.Equal(newest["shop"]) {
+		t.Errorf("NewestGoodBackup = %v, %v; want %v", at, err, newest["shop"])
+	}
 	if err := st.SetBackupVerified(ctx, a.ID, errors.New("checksum mismatch")); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +80,9 @@ func TestBackups(t *testing.T) {
 	}
 	if newest, _ := st.NewestGoodBackups(ctx); len(newest) != 0 {
 		t.Errorf("a backup that failed its check counts as good: %v", newest)
+	}
+	if at, err := st.NewestGoodBackup(ctx, "shop"); err != nil || at != nil {
+		t.Errorf("NewestGoodBackup after a failed check = %v, %v; want none", at, err)
 	}
 
 	if err := st.DeleteEnvironment(ctx, env.ID); err != nil {

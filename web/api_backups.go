@@ -32,9 +32,10 @@ type apiBackup struct {
 }
 
 func toAPIBackup(b store.Backup) apiBackup {
+	source, _ := backupManifest(b)
 	return apiBackup{ID: b.ID, Environment: b.EnvName, Kind: b.Kind, State: b.State, Format: b.Format,
 		SizeBytes: b.SizeBytes, SHA256: b.SHA256, File: b.File, CreatedAt: b.CreatedAt, FinishedAt: b.FinishedAt,
-		VerifiedAt: b.VerifiedAt, VerifyError: b.VerifyError, Error: b.Error, Source: backupSource(b)}
+		VerifiedAt: b.VerifiedAt, VerifyError: b.VerifyError, Error: b.Error, Source: source}
 }
 
 // apiListBackups answers GET /api/v1/environments/{name}/backups.

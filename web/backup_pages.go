@@ -171,7 +171,7 @@ func (s *Server) startRestore(c echo.Context, e store.Environment, b store.Backu
 			return t, store.Job{}, err
 		}
 	}
-	if v := backupOdooMajor(b); v != "" && v != t.OdooVersion {
+	if _, v := backupManifest(b); v != "" && v != t.OdooVersion {
 		return t, store.Job{}, invalidFields(map[string]string{"target": "The backup is of Odoo " + v + "; " + t.Name + " runs Odoo " + t.OdooVersion + "."})
 	}
 	j, err := s.enqueueWith(c, t, provisioner.KindRestore, provisioner.RestoreParams{BackupID: b.ID, Target: t.Name, Neutralize: neutral},
@@ -270,22 +270,4 @@ func scheduleSummary(b store.BackupSchedule) string {
 		state = "daily at " + b.TimeOfDay + " UTC"
 	}
 	return state + ", keep " + strconv.Itoa(b.KeepDaily) + " daily, " + strconv.Itoa(b.KeepWeekly) + " weekly, " + strconv.Itoa(b.KeepMonthly) + " monthly"
-}
-
-// enqueueWith queues a job with parameters, like enqueue; detail goes to
-// the audit log after the job.
-func (s *Server) enqueueWith(c echo.Context, env store.Environment, kind provisioner.Kind, params any, detail string) (store.Job, error) {
-	if s.jobs == nil {
-		return store.Job{}, echo.NewHTTPError(http.StatusServiceUnavailable, "Jobs are not available in this process.")
-	}
-	u, _ := currentUser(c)
-	j, err := s.jobs.EnqueueWith(c.Request().Context(), env, kind, params, u.Email)
-	if err := enqueueError(env, err); err != nil {
-		return store.Job{}, err
-	}
-	if detail != "" {
-		detail = ", " + detail
-	}
-	s.audit(c, "environment."+string(kind), env.Name, "job "+jobRef(j)+detail)
-	return j, nil
 }

@@ -32,52 +32,49 @@ func (s *Server) backup(c echo.Context, e store.Environment) (store.Backup, erro
 	return b, nil
 }
 
-// backupSource is the environment a backup was made of, from its manifest
-// ("" when it does not say).
-func backupSource(b store.Backup) string {
+// backupManifest reads what the pages need of a backup's manifest: the
+// environment it was made of and its Odoo version ("" when it does not
+// say).
+func backupManifest(b store.Backup) (source, odooMajor string) {
 	var m struct {
-		DBName string `json:"db_name"`
-		Pgdeck *struct {
+		MajorVersion string `json:"major_version"`
+		Pgdeck       *struct {
 			Environment string `json:"environment"`
 		} `json:"pgdeck"`
 	}
 	if len(b.Manifest) == 0 || json.Unmarshal(b.Manifest, &m) != nil {
-		return ""
+		return "", ""
 	}
 	if m.Pgdeck != nil {
-		return m.Pgdeck.Environment
+		source = m.Pgdeck.Environment
 	}
-	return ""
-}
-
-// backupOdooMajor is the Odoo version a backup's manifest names.
-func backupOdooMajor(b store.Backup) string {
-	var m struct {
-		MajorVersion string `json:"major_version"`
-	}
-	if len(b.Manifest) == 0 || json.Unmarshal(b.Manifest, &m) != nil {
-		return ""
-	}
-	return m.MajorVersion
+	return source, m.MajorVersion
 }
 
 func backupRowView(b store.Backup) views.BackupRow {
+	source, _ := backupManifest(b)
 	return views.BackupRow{ID: b.ID, Kind: b.Kind, Format: b.Format, State: b.State, Error: b.Error,
 		SizeBytes: b.SizeBytes, CreatedAt: b.CreatedAt, VerifiedAt: b.VerifiedAt, VerifyError: b.VerifyError,
-		File: b.File, Source: backupSource(b)}
+		File: b.File, Source: source}
 }
 
 // backupAge says how old the newest good backup of the list is.
 func (s *Server) backupAge(backups []store.Backup) views.BackupAge {
-	a := views.BackupAge{WarnAfter: humanDuration(s.backupWarnAge)}
+	var newest *time.Time
 	for _, b := range backups {
-		if b.Good() && (a.Newest == nil || b.CreatedAt.After(*a.Newest)) {
+		if b.Good() && (newest == nil || b.CreatedAt.After(*newest)) {
 			t := b.CreatedAt
-			a.Newest = &t
+			newest = &t
 		}
 	}
-	a.Warn = a.Newest == nil || time.Since(*a.Newest) > s.backupWarnAge
-	return a
+	return s.ageOf(newest)
+}
+
+// ageOf places the newest good backup's time (nil: none) against the
+// warning age: the one rule for the tab, the Overview and the list.
+func (s *Server) ageOf(newest *time.Time) views.BackupAge {
+	return views.BackupAge{Newest: newest, WarnAfter: humanDuration(s.backupWarnAge),
+		Warn: newest == nil || time.Since(*newest) > s.backupWarnAge}
 }
 
 // humanDuration writes a warning age in words: "1 day", "36 hours".

@@ -15,15 +15,24 @@ import (
 // enqueue starts a job for env, mapping the provisioner's refusals to 409/422
 // with a message the operator can act on.
 func (s *Server) enqueue(c echo.Context, env store.Environment, kind provisioner.Kind) (store.Job, error) {
+	return s.enqueueWith(c, env, kind, nil, "")
+}
+
+// enqueueWith is enqueue with the job's parameters (nil: the kind's own);
+// detail goes to the audit log after the job.
+func (s *Server) enqueueWith(c echo.Context, env store.Environment, kind provisioner.Kind, params any, detail string) (store.Job, error) {
 	if s.jobs == nil {
 		return store.Job{}, echo.NewHTTPError(http.StatusServiceUnavailable, "Jobs are not available in this process.")
 	}
 	u, _ := currentUser(c)
-	j, err := s.jobs.Enqueue(c.Request().Context(), env, kind, u.Email)
+	j, err := s.jobs.EnqueueWith(c.Request().Context(), env, kind, params, u.Email)
 	if err := enqueueError(env, err); err != nil {
 		return store.Job{}, err
 	}
-	s.audit(c, "environment."+string(kind), env.Name, "job "+jobRef(j))
+	if detail != "" {
+		detail = ", " + detail
+	}
+	s.audit(c, "environment."+string(kind), env.Name, "job "+jobRef(j)+detail)
 	return j, nil
 }
 

@@ -27,11 +27,11 @@ func (s *Server) listEnvironments(c echo.Context) error {
 	vms := make([]views.Environment, len(envs))
 	for i, e := range envs {
 		vms[i] = environmentView(e, stateFrom(e, hs, js))
-		a := views.BackupAge{WarnAfter: humanDuration(s.backupWarnAge), Warn: true}
+		var at *time.Time
 		if t, ok := newest[e.Name]; ok {
-			a.Newest, a.Warn = &t, time.Since(t) > s.backupWarnAge
+			at = &t
 		}
-		vms[i].Backup = a
+		vms[i].Backup = s.ageOf(at)
 	}
 	p := s.page(c, "Environments", "environments")
 	return s.render(c, http.StatusOK, p, views.EnvironmentsPage(p, vms))

@@ -107,11 +107,11 @@ func (s *Server) loadOverview(c echo.Context, e store.Environment) (views.Overvi
 
 // loadBackupAge reads how old the environment's newest good backup is.
 func (s *Server) loadBackupAge(ctx context.Context, e store.Environment) (views.BackupAge, error) {
-	backups, err := s.store.ListBackups(ctx, e.Name, 0)
+	newest, err := s.store.NewestGoodBackup(ctx, e.Name)
 	if err != nil {
 		return views.BackupAge{}, err
 	}
-	return s.backupAge(backups), nil
+	return s.ageOf(newest), nil
 }
 
 // overviewView builds the Overview's cards from a loaded state.

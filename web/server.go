@@ -69,7 +69,9 @@ type Deps struct {
 
 // Jobs is what the web layer asks of the provisioner.
 type Jobs interface {
-	Enqueue(ctx context.Context, env store.Environment, kind provisioner.Kind, by string) (store.Job, error)
+	// EnqueueWith queues a job of kind on env with its parameters (nil:
+	// the kind's own snapshot, or none).
+	EnqueueWith(ctx context.Context, env store.Environment, kind provisioner.Kind, params any, by string) (store.Job, error)
 	OdooConfPath(env string) string
 	// DatabaseAddress is where Odoo (and pgdeck) reach the environment's
 	// database, as its runtime says; port 0 when it has none.
@@ -82,8 +84,6 @@ type Jobs interface {
 	// whether each holds (plan, Odoo version, quota and capacity).
 	ReplicaRequirements(ctx context.Context, env store.Environment) ([]provisioner.Requirement, error)
 
-	// EnqueueWith is Enqueue with the job's parameters.
-	EnqueueWith(ctx context.Context, env store.Environment, kind provisioner.Kind, params any, by string) (store.Job, error)
 	// BackupPath is where a backup's archive is on this host.
 	BackupPath(b store.Backup) string
 	// DeleteBackup removes a backup's archive and forgets it.

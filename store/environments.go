@@ -16,6 +16,8 @@ type Environment struct {
 	Stage        string    `db:"stage"`
 	Plan         string    `db:"plan"`
 	DesiredState string    `db:"desired_state"`
+	// Server is the server the environment lives on (store.Server's name).
+	Server string `db:"server"`
 	CreatedAt    time.Time `db:"created_at"`
 	UpdatedAt    time.Time `db:"updated_at"`
 	// Port is the port of the environment's primary instance, once
@@ -49,20 +51,28 @@ type Environment struct {
 // Deployed reports whether a deploy has succeeded.
 func (e Environment) Deployed() bool { return e.DeployedAt != nil }
 
-const environmentColumns = `id, name, odoo_version, stage, plan, desired_state, created_at, updated_at,
+const environmentColumns = `id, name, odoo_version, stage, plan, desired_state, server, created_at, updated_at,
 	(SELECT i.port FROM instances i WHERE i.environment_id = environments.id AND i.role = 'primary') AS port,
 	(SELECT i.port FROM instances i WHERE i.environment_id = environments.id AND i.role = 'pooler') AS pooler_port,
 	(SELECT i.port FROM instances i WHERE i.environment_id = environments.id AND i.role = 'replica') AS replica_port,
 	db_name, db_user, db_password, admin_password, deployed_at, monitor_user, monitor_password,
 	replication_user, replication_password`
 
-// CreateEnvironment inserts an environment; a duplicate name is ErrConflict.
+// CreateEnvironment inserts an environment on e.Server (the built-in
+// server when empty); a duplicate name is ErrConflict, a server that does
+// not exist ErrNotFound.
 func (s *Store) CreateEnvironment(ctx context.Context, e Environment) (Environment, error) {
-	rows, _ := s.Pool.Query(ctx, `INSERT INTO environments (name, odoo_version, stage, plan) VALUES ($1, $2, $3, $4)
-		RETURNING `+environmentColumns, e.Name, e.OdooVersion, e.Stage, e.Plan)
+	if e.Server == "" {
+		e.Server = BuiltinServer
+	}
+	rows, _ := s.Pool.Query(ctx, `INSERT INTO environments (name, odoo_version, stage, plan, server) VALUES ($1, $2, $3, $4, $5)
+		RETURNING `+environmentColumns, e.Name, e.OdooVersion, e.Stage, e.Plan, e.Server)
 	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Environment])
 	if isUniqueViolation(err) {
 		return Environment{}, fmt.Errorf("store: create environment %q: %w", e.Name, ErrConflict)
+	}
+	if isForeignKeyViolation(err) {
+		return Environment{}, fmt.Errorf("store: create environment %q: server %q: %w", e.Name, e.Server, ErrNotFound)
 	}
 	if err != nil {
 		return Environment{}, fmt.Errorf("store: create environment %q: %w", e.Name, err)

@@ -10,16 +10,16 @@ import (
 
 // Environment is one Odoo environment and the desired state of its database.
 type Environment struct {
-	ID           int64     `db:"id"`
-	Name         string    `db:"name"`
-	OdooVersion  string    `db:"odoo_version"`
-	Stage        string    `db:"stage"`
-	Plan         string    `db:"plan"`
-	DesiredState string    `db:"desired_state"`
+	ID           int64  `db:"id"`
+	Name         string `db:"name"`
+	OdooVersion  string `db:"odoo_version"`
+	Stage        string `db:"stage"`
+	Plan         string `db:"plan"`
+	DesiredState string `db:"desired_state"`
 	// Server is the server the environment lives on (store.Server's name).
-	Server string `db:"server"`
-	CreatedAt    time.Time `db:"created_at"`
-	UpdatedAt    time.Time `db:"updated_at"`
+	Server    string    `db:"server"`
+	CreatedAt time.Time `db:"created_at"`
+	UpdatedAt time.Time `db:"updated_at"`
 	// Port is the port of the environment's primary instance, once
 	// allocated (read from its instances record).
 	Port *int `db:"port"`

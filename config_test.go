@@ -262,7 +262,7 @@ func TestDockerRuntimeNeedsItsEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = newRuntime(t.Context(), c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_, _, err = newRuntime(t.Context(), c, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil || !strings.Contains(err.Error(), "PGDECK_DOCKER_HOST") {
 		t.Fatalf("docker runtime without an engine: error %v, want one naming PGDECK_DOCKER_HOST", err)
 	}

@@ -21,8 +21,10 @@ import (
 
 	"pgdeck/monitor"
 	"pgdeck/provisioner"
+	"pgdeck/provisioner/render"
 	"pgdeck/provisioner/runtime"
 	"pgdeck/provisioner/runtime/docker"
+	"pgdeck/provisioner/runtime/fleet"
 	"pgdeck/provisioner/runtime/local"
 	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/store"
@@ -53,16 +55,31 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	if err != nil {
 		return err
 	}
-	rt, err := newRuntime(ctx, cfg, log)
+	builtin, capacity, err := newRuntime(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
+	// Environments live on servers: this host's runtime (the built-in
+	// server) and the Docker hosts registered since. The fleet sends each
+	// call to the runtime of the environment's server.
+	servers := provisioner.NewServers(provisioner.ServersConfig{Builtin: builtin,
+		Image: cfg.Docker.Image, PoolerImage: cfg.Docker.PoolerImage,
+		PublishAddress: cfg.Docker.PublishAddress, Root: cfg.envRoot()}, st, box, log)
+	defer servers.Close()
+	self := store.Server{Runtime: store.ServerLocal, MemoryBytes: capacity.Memory, CPUs: capacity.CPUs, StorageBytes: capacity.Storage}
+	if cfg.Runtime == "docker" {
+		self.Runtime, self.DockerHost = store.ServerDocker, cfg.Docker.Host
+	}
+	if _, err := st.EnsureBuiltinServer(ctx, self); err != nil {
+		return err
+	}
+	rt := fleet.New(servers, log)
 	lo, hi, _ := parsePortRange(cfg.PortRange)
 	prov := provisioner.New(provisioner.Config{
 		PortLow: lo, PortHigh: hi, Workers: cfg.Workers, OdooUser: odooUser,
-		ShutdownGrace: cfg.ShutdownGrace, Capacity: cfg.Capacity,
+		ShutdownGrace: cfg.ShutdownGrace, Capacity: capacity,
 		BackupDir: cfg.backupDir(), PgRestore: hostPgRestore(cfg), Version: version,
-	}, st, rt, box, log)
+	}, st, rt, box, log, provisioner.WithServers(servers))
 
 	mon := monitor.New(monitor.Config{
 		Interval: cfg.MonitorInterval, Timeout: cfg.MonitorTimeout, Confirm: cfg.MonitorConfirm,
@@ -232,9 +249,6 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger, owned bool) (*
 	return st, func() { st.Close(); stop() }, nil
 }
 
-// newRuntime builds the runtime PGDECK_RUNTIME selects: processes on this
-// host (local) or containers on a Docker Engine (docker), whose engine must
-// answer at start.
 // hostPgRestore is pg_restore on this host (verify lists a custom-format
 // dump with it): from the PostgreSQL binaries, else from PATH; "" when
 // there is none (verify then says so).
@@ -248,22 +262,41 @@ func hostPgRestore(cfg Config) string {
 	return ""
 }
 
-func newRuntime(ctx context.Context, cfg Config, log *slog.Logger) (runtime.Runtime, error) {
+// newRuntime builds this host's runtime as PGDECK_RUNTIME selects it:
+// processes (local) or containers on a Docker Engine (docker), whose engine
+// must answer at start. It also returns this host's capacity: PGDECK_CAPACITY,
+// and on Docker what the engine has for each resource it leaves out.
+func newRuntime(ctx context.Context, cfg Config, log *slog.Logger) (runtime.Runtime, render.Resources, error) {
 	if cfg.Runtime != "docker" {
-		return local.New(local.Config{Root: cfg.envRoot(), BinDir: cfg.PGBinDir, Logger: log})
+		rt, err := local.New(local.Config{Root: cfg.envRoot(), BinDir: cfg.PGBinDir, Logger: log})
+		return rt, cfg.Capacity, err
 	}
 	rt, err := docker.New(docker.Config{
 		Host: cfg.Docker.Host, Image: cfg.Docker.Image, PoolerImage: cfg.Docker.PoolerImage,
 		PublishAddress: cfg.Docker.PublishAddress, Root: cfg.envRoot(), Logger: log,
 	})
 	if err != nil {
-		return nil, err
+		return nil, render.Resources{}, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := rt.Ping(pctx); err != nil {
 		rt.Close()
-		return nil, fmt.Errorf("PGDECK_DOCKER_HOST %s: %w", cfg.Docker.Host, err)
+		return nil, render.Resources{}, fmt.Errorf("PGDECK_DOCKER_HOST %s: %w", cfg.Docker.Host, err)
 	}
-	return rt, nil
+	c := cfg.Capacity
+	if has, err := rt.Capacity(pctx); err == nil {
+		if c.Memory == 0 {
+			c.Memory = int64(has.MemoryMB) << 20
+		}
+		if c.CPUs == 0 {
+			c.CPUs = int(has.CPUs)
+		}
+		if c.Storage == 0 {
+			c.Storage = int64(has.StorageGB) << 30
+		}
+	} else {
+		log.Warn("the Docker engine does not say what it has: its capacity is PGDECK_CAPACITY", "error", err)
+	}
+	return rt, c, nil
 }

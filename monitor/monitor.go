@@ -86,6 +86,9 @@ type Monitor struct {
 	log *slog.Logger
 	// probes are run on every deployed environment, each round.
 	probes []Probe
+	// servers checks each server's engine first; nil when the runtime
+	// has no servers.
+	servers serverChecker
 
 	// sem caps the checks running at once, across rounds.
 	sem chan struct{}
@@ -113,8 +116,10 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *
 	if log == nil {
 		log = slog.Default()
 	}
+	servers, _ := rt.(serverChecker)
 	return &Monitor{
 		cfg:      cfg,
+		servers:  servers,
 		st:       st,
 		log:      log.With("component", "monitor"),
 		probes:   []Probe{newPrimaryProbe(rt, box), newPoolerProbe(rt, box), newReplicaProbe(rt, box, cfg.Replica)},

@@ -34,6 +34,9 @@ func (m *Monitor) Tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// An environment on a server that does not answer is not probed: each
+	// of its components shows Error with the server's reason.
+	offline := m.checkServers(ctx)
 
 	var round sync.WaitGroup
 	started, skipped := 0, 0
@@ -56,6 +59,10 @@ func (m *Monitor) Tick(ctx context.Context) error {
 				defer m.release(key)
 				if pp, ok := p.(presence); ok && !pp.Present(e) {
 					m.forget(ctx, e, key, cs)
+					return
+				}
+				if reason, down := offline[e.Server]; down {
+					m.record(ctx, e, key, cs, time.Now(), 0, offlineResult(e.Server, reason))
 					return
 				}
 				select {

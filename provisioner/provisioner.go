@@ -75,9 +75,12 @@ type Provisioner struct {
 	cfg   Config
 	store *store.Store
 	rt    runtime.Runtime
-	box   *secret.Box
-	log   *slog.Logger
-	wake  chan struct{}
+	// servers is the directory of servers; nil: every environment lives
+	// on the built-in server (rt).
+	servers *Servers
+	box     *secret.Box
+	log     *slog.Logger
+	wake    chan struct{}
 	// kinds is the registry: every kind of job this provisioner queues
 	// and runs. Built by New, read only afterwards.
 	kinds map[Kind]JobKind

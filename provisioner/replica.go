@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 
 	"pgdeck/provisioner/render"
@@ -63,9 +62,9 @@ func (p *Provisioner) ReplicaRequirements(ctx context.Context, env store.Environ
 		}
 		if ok, why := need.FitsIn(free); ok {
 			quota.Met = true
-			quota.Reason = fmt.Sprintf("The %s plan allows %d; the replica takes %s, which this server has room for.", plan.Title, plan.Replicas, need)
+			quota.Reason = fmt.Sprintf("The %s plan allows %d; the replica takes %s, which server %s has room for.", plan.Title, plan.Replicas, need, env.Server)
 		} else {
-			quota.Reason = "This server cannot hold the replica: " + why
+			quota.Reason = "Server " + env.Server + " cannot hold the replica: " + why
 		}
 	}
 	out = append(out, quota)
@@ -83,39 +82,23 @@ func RequirementsMet(reqs []Requirement) error {
 	return nil
 }
 
-// freeCapacity is the server's capacity less the resources of every
-// deployed environment's primary and replica, env's own replica excepted
-// (a rebuild replaces it).
+// freeCapacity is what env's server has left (see ServerLoads), env's own
+// replica excepted (a rebuild replaces it).
 func (p *Provisioner) freeCapacity(ctx context.Context, env store.Environment) (render.Resources, error) {
-	envs, err := p.store.ListEnvironments(ctx)
+	loads, err := p.ServerLoads(ctx)
 	if err != nil {
 		return render.Resources{}, err
 	}
-	used := render.Resources{}
-	for _, e := range envs {
-		if !e.Deployed() {
+	for _, l := range loads {
+		if l.Name != env.Server {
 			continue
 		}
-		res, err := render.PlanResources(e.Plan)
-		if err != nil {
-			continue
+		used := l.Used
+		if res, err := render.PlanResources(env.Plan); err == nil && env.ReplicaPort != nil {
+			r := render.ReplicaResources(res)
+			used = render.Resources{Memory: used.Memory - r.Memory, CPUs: used.CPUs - r.CPUs, Storage: used.Storage - r.Storage}
 		}
-		used = used.Plus(res)
-		if e.ReplicaPort != nil && e.ID != env.ID {
-			used = used.Plus(render.ReplicaResources(res))
-		}
+		return freeOf(l.Capacity(), used), nil
 	}
-	c := p.cfg.Capacity
-	free := render.Resources{Memory: c.Memory - used.Memory, CPUs: c.CPUs - used.CPUs, Storage: c.Storage - used.Storage}
-	// A resource the operator set no capacity for is not counted.
-	if c.Memory == 0 {
-		free.Memory = math.MaxInt64
-	}
-	if c.CPUs == 0 {
-		free.CPUs = math.MaxInt
-	}
-	if c.Storage == 0 {
-		free.Storage = math.MaxInt64
-	}
-	return free, nil
+	return render.Resources{}, fmt.Errorf("provisioner: %s lives on server %q, which does not exist", env.Name, env.Server)
 }

@@ -51,14 +51,17 @@ func (r *Runtime) PeerAddress(id runtime.InstanceID) (host string, port int) {
 	return ContainerName(id), portOf(c)
 }
 
-// PortFree reports whether nothing listens on PublishAddress:port and no
-// container of the engine (running or not) has it.
+// PortFree reports whether no container of the engine (running or not)
+// has port and, for an engine on this machine, nothing listens on
+// PublishAddress:port.
 func (r *Runtime) PortFree(port int) bool {
-	ln, err := net.Listen("tcp", net.JoinHostPort(r.publish, strconv.Itoa(port)))
-	if err != nil {
-		return false
+	if strings.HasPrefix(r.cli.DaemonHost(), "unix://") {
+		ln, err := net.Listen("tcp", net.JoinHostPort(r.publish, strconv.Itoa(port)))
+		if err != nil {
+			return false
+		}
+		ln.Close()
 	}
-	ln.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	cs, err := r.cli.ContainerList(ctx, container.ListOptions{All: true})

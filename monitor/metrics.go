@@ -77,6 +77,8 @@ type storeCollector struct {
 	// The replica's status and, while fresh, its lag and the WAL its
 	// slot may still hold.
 	replica, replicaLagBytes, replicaLagSeconds, replicaSafeWAL *prometheus.Desc
+	// Each server's status.
+	server *prometheus.Desc
 }
 
 // poolerGauge is one figure of an environment's pool, from its health
@@ -124,6 +126,9 @@ func newStoreCollector(st *store.Store) *storeCollector {
 		replicaLagSeconds: prometheus.NewDesc("pgdeck_replica_lag_seconds",
 			"How far behind the primary the environment's streaming replica replays; 0 when it has replayed everything, even on an idle primary.",
 			[]string{"env"}, nil),
+		server: prometheus.NewDesc("pgdeck_server_status",
+			"Status of each server environments live on: 1 for its current status, 0 for the others.",
+			[]string{"server", "status"}, nil),
 		replicaSafeWAL: prometheus.NewDesc("pgdeck_replica_safe_wal_bytes",
 			"WAL the primary may still write before the replica's slot is lost (pg_replication_slots.safe_wal_size); absent when unlimited.",
 			[]string{"env"}, nil),
@@ -142,6 +147,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.replicaLagBytes
 	ch <- c.replicaLagSeconds
 	ch <- c.replicaSafeWAL
+	ch <- c.server
 }
 
 // Collect implements prometheus.Collector.
@@ -149,6 +155,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	c.collectHealth(ctx, ch)
+	c.collectServers(ctx, ch)
 	counts, err := c.st.CountJobsByState(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.jobs, err)
@@ -220,5 +227,22 @@ func (c *storeCollector) collectReplica(ch chan<- prometheus.Metric, env string,
 	var d store.ReplicaDetails
 	if store.DecodeDetails(h.Details, &d) && d.SafeWALBytes != nil {
 		ch <- prometheus.MustNewConstMetric(c.replicaSafeWAL, prometheus.GaugeValue, float64(*d.SafeWALBytes), env)
+	}
+}
+
+func (c *storeCollector) collectServers(ctx context.Context, ch chan<- prometheus.Metric) {
+	svs, err := c.st.ListServers(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.server, err)
+		return
+	}
+	for _, sv := range svs {
+		for _, s := range []string{store.ServerOnline, store.ServerOffline, store.ServerUnknown} {
+			v := 0.0
+			if sv.Status == s {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.server, prometheus.GaugeValue, v, sv.Name, s)
+		}
 	}
 }

@@ -55,6 +55,16 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("pgdeck_jobs = %v, want queued 1 and the other states 0", jobs)
 	}
 
+	// The built-in server, not checked by a monitor without servers:
+	// unknown.
+	servers := map[string]float64{}
+	for _, mt := range byName["pgdeck_server_status"].GetMetric() {
+		servers[label(mt, "server")+"/"+label(mt, "status")] = mt.GetGauge().GetValue()
+	}
+	if servers["local/unknown"] != 1 || servers["local/online"] != 0 || servers["local/offline"] != 0 || len(servers) != 3 {
+		t.Errorf("pgdeck_server_status = %v, want the built-in server unknown", servers)
+	}
+
 	hist := byName["pgdeck_health_check_duration_seconds"].GetMetric()
 	if len(hist) != 1 || hist[0].GetHistogram().GetSampleCount() != 1 || hist[0].GetHistogram().GetSampleSum() <= 0 {
 		t.Errorf("pgdeck_health_check_duration_seconds = %v, want one sample", hist)

@@ -180,6 +180,10 @@ func (d *Daemon) Stop() error {
 	}
 }
 
+// StartAgain starts a daemon that Stop stopped, on the same folder:
+// containers with a restart policy come back.
+func (d *Daemon) StartAgain() error { return d.start() }
+
 // Restart stops the daemon and starts it again on the same folder:
 // containers with a restart policy come back.
 func (d *Daemon) Restart() error {

@@ -22,7 +22,13 @@ import (
 // dockerd with the test image.
 func newDockerHarness(t *testing.T) *harness {
 	t.Helper()
-	engine := dockertest.Engine(t)
+	return newDockerHarnessOn(t, dockertest.Engine(t))
+}
+
+// newDockerHarnessOn is newDockerHarness on the given private dockerd, for
+// tests that stop or restart it.
+func newDockerHarnessOn(t *testing.T, engine *dockertest.Daemon) *harness {
+	t.Helper()
 	image := dockertest.Image(t, engine)
 	root := filepath.Join(testkit.TempDir(t), "envs")
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,9 +18,7 @@ import (
 	"pgdeck/monitor"
 	"pgdeck/provisioner"
 	"pgdeck/provisioner/render"
-	"pgdeck/provisioner/runtime/docker"
 	"pgdeck/provisioner/runtime/fleet"
-	"pgdeck/provisioner/runtime/local/pgexec"
 	"pgdeck/store"
 )
 
@@ -38,28 +35,19 @@ type serversHarness struct {
 func newServersHarness(t *testing.T, builtin store.Server) *serversHarness {
 	t.Helper()
 	a := dockertest.Engine(t)
+	h := newDockerHarnessOn(t, a)
 	image := dockertest.Image(t, a)
 	b := dockertest.Engine(t)
 	dockertest.Image(t, b)
-	root := filepath.Join(testkit.TempDir(t), "envs")
+	rt := h.rt
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	rt, err := docker.New(docker.Config{Host: a.Host, Image: image, Root: root, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	bin, err := pgexec.FindBinDir(os.Getenv("PGDECK_PG_BIN_DIR"))
-	if err != nil {
-		t.Fatalf("the PostgreSQL binaries are required (apt-get install -y postgresql): %v", err)
-	}
-	h := newHarnessWith(t, root, rt, bin, log)
 	// As serve.go does: this host's runtime is the built-in server, the
 	// fleet sends each call to the environment's server.
 	builtin.Runtime, builtin.DockerHost = store.ServerDocker, a.Host
 	if _, err := h.st.EnsureBuiltinServer(t.Context(), builtin); err != nil {
 		t.Fatal(err)
 	}
-	servers := provisioner.NewServers(provisioner.ServersConfig{Builtin: rt, Image: image, Root: root}, h.st, h.box, log)
+	servers := provisioner.NewServers(provisioner.ServersConfig{Builtin: rt, Image: image, Root: h.root}, h.st, h.box, log)
 	t.Cleanup(servers.Close)
 	fl := fleet.New(servers, log)
 	h.rt = fl

@@ -3,6 +3,10 @@ package docker_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -16,6 +20,8 @@ import (
 	"pgdeck/internal/dockertest"
 	"pgdeck/internal/testkit"
 	"pgdeck/provisioner/runtime"
+	"pgdeck/provisioner/runtime/local"
+	"pgdeck/provisioner/runtime/local/pgexec"
 )
 
 // BenchmarkCreateStart compares a primary made by the docker runtime
@@ -25,12 +31,22 @@ import (
 // then postgres, until pg_isready answers in it. It also times a bare
 // container (create, start, wait for `true`, remove): the engine's own
 // overhead, which the runtime pays twice (initdb's container, the
-// server's). Each iteration runs all three; removing is not timed.
-// Metrics: raw-ms/op, pgdeck-ms/op, x-raw (their ratio) and
-// container-ms/op. Run with: make bench, or
+// server's). Beside them, the same primary made by the local runtime
+// (initdb and pg_ctl on this host), in the same run. Each iteration runs
+// all four; removing is not timed. Metrics: raw-ms/op, pgdeck-ms/op, x-raw
+// (their ratio), container-ms/op and local-ms/op. Run with: make bench, or
 // go test -run '^$' -bench CreateStart -benchtime 5x ./provisioner/runtime/docker/
 func BenchmarkCreateStart(b *testing.B) {
 	rt := newRuntime(b)
+	bin, err := pgexec.FindBinDir(os.Getenv("PGDECK_PG_BIN_DIR"))
+	if err != nil {
+		b.Fatalf("the PostgreSQL binaries are required (apt-get install -y postgresql): %v", err)
+	}
+	lrt, err := local.New(local.Config{Root: filepath.Join(testkit.TempDir(b), "envs"), BinDir: bin,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
 	cli, err := engine.Client()
 	if err != nil {
 		b.Fatal(err)
@@ -38,7 +54,7 @@ func BenchmarkCreateStart(b *testing.B) {
 	defer cli.Close()
 	ctx := context.Background()
 
-	var raw, pgdeck, bare time.Duration
+	var raw, pgdeck, bare, onHost time.Duration
 	b.StopTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
@@ -66,15 +82,28 @@ func BenchmarkCreateStart(b *testing.B) {
 		if err := rt.RemoveEnv(ctx, env); err != nil {
 			b.Fatal(err)
 		}
+
+		start = time.Now()
+		if err := lrt.Create(ctx, runtime.Spec{ID: id, Port: testkit.FreePort(b), HBA: []string{"host all all 127.0.0.1/32 scram-sha-256"}}); err != nil {
+			b.Fatal(err)
+		}
+		if err := lrt.Start(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		onHost += time.Since(start)
+		if err := lrt.RemoveEnv(ctx, env); err != nil {
+			b.Fatal(err)
+		}
 	}
 	n := float64(b.N)
 	b.ReportMetric(float64(raw.Milliseconds())/n, "raw-ms/op")
 	b.ReportMetric(float64(pgdeck.Milliseconds())/n, "pgdeck-ms/op")
 	b.ReportMetric(float64(pgdeck)/float64(raw), "x-raw")
 	b.ReportMetric(float64(bare.Milliseconds())/n, "container-ms/op")
-	b.Logf("primary through the docker runtime: %v, raw container (initdb + postgres): %v, ratio %.2f; a bare container: %v",
-		(pgdeck / time.Duration(b.N)).Round(time.Millisecond), (raw / time.Duration(b.N)).Round(time.Millisecond),
-		float64(pgdeck)/float64(raw), (bare / time.Duration(b.N)).Round(time.Millisecond))
+	b.ReportMetric(float64(onHost.Milliseconds())/n, "local-ms/op")
+	per := func(d time.Duration) time.Duration { return (d / time.Duration(b.N)).Round(time.Millisecond) }
+	b.Logf("primary through the docker runtime: %v, raw container (initdb + postgres): %v, ratio %.2f; a bare container: %v (paid twice); the local runtime: %v (docker runtime x%.2f of it)",
+		per(pgdeck), per(raw), float64(pgdeck)/float64(raw), per(bare), per(onHost), float64(pgdeck)/float64(onHost))
 }
 
 // bareContainer runs `true` in the image: create, start, wait, remove.

@@ -341,3 +341,19 @@ func (f *Fleet) forgetSeen(env string) {
 	delete(f.seen, env)
 	f.mu.Unlock()
 }
+
+// LogTail returns the last n lines of the instance's log, where its
+// server's runtime keeps one.
+func (f *Fleet) LogTail(id runtime.InstanceID, n int) (string, error) {
+	rt, err := f.ofNow(id.Env)
+	if err != nil {
+		return "", err
+	}
+	lt, ok := rt.(interface {
+		LogTail(id runtime.InstanceID, n int) (string, error)
+	})
+	if !ok {
+		return "", fmt.Errorf("fleet: the runtime of %s keeps no log", id.Env)
+	}
+	return lt.LogTail(id, n)
+}

@@ -286,15 +286,7 @@ func newRuntime(ctx context.Context, cfg Config, log *slog.Logger) (runtime.Runt
 	}
 	c := cfg.Capacity
 	if has, err := rt.Capacity(pctx); err == nil {
-		if c.Memory == 0 {
-			c.Memory = int64(has.MemoryMB) << 20
-		}
-		if c.CPUs == 0 {
-			c.CPUs = int(has.CPUs)
-		}
-		if c.Storage == 0 {
-			c.Storage = int64(has.StorageGB) << 30
-		}
+		c = provisioner.FillCapacity(c, has)
 	} else {
 		log.Warn("the Docker engine does not say what it has: its capacity is PGDECK_CAPACITY", "error", err)
 	}

@@ -344,15 +344,8 @@ func (p *Provisioner) RegisterServer(ctx context.Context, in ServerInput) (store
 	if err != nil {
 		return store.Server{}, invalidServer("docker_host", "The Docker engine at "+in.DockerHost+" does not say what it has: "+engineReason(err))
 	}
-	if sv.MemoryBytes == 0 {
-		sv.MemoryBytes = int64(c.MemoryMB) << 20
-	}
-	if sv.CPUs == 0 {
-		sv.CPUs = int(c.CPUs)
-	}
-	if sv.StorageBytes == 0 {
-		sv.StorageBytes = int64(c.StorageGB) << 30
-	}
+	filled := FillCapacity(serverCapacity(sv), c)
+	sv.MemoryBytes, sv.CPUs, sv.StorageBytes = filled.Memory, filled.CPUs, filled.Storage
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := d.CheckImages(ictx); err != nil {
@@ -371,6 +364,21 @@ func (p *Provisioner) RegisterServer(ctx context.Context, in ServerInput) (store
 	p.log.Info("server registered", "server", out.Name, "docker_host", out.DockerHost,
 		"capacity", serverCapacity(out).String())
 	return out, nil
+}
+
+// FillCapacity returns c with each resource it leaves out (0) taken from
+// what an engine has.
+func FillCapacity(c render.Resources, has runtime.Resources) render.Resources {
+	if c.Memory == 0 {
+		c.Memory = int64(has.MemoryMB) << 20
+	}
+	if c.CPUs == 0 {
+		c.CPUs = int(has.CPUs)
+	}
+	if c.Storage == 0 {
+		c.Storage = int64(has.StorageGB) << 30
+	}
+	return c
 }
 
 // engineReason is an engine error without the runtime's prefixes.

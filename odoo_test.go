@@ -46,13 +46,15 @@ type odooBox struct {
 }
 
 // startOdooBox starts the real pgdeck binary with Odoo's OS user configured,
-// an owner and an API token.
-func startOdooBox(t *testing.T) *odooBox {
+// an owner and an API token; env adds PGDECK_* variables (another runtime,
+// for one).
+func startOdooBox(t *testing.T, env ...string) *odooBox {
 	t.Helper()
 	src := odooSource(t)
 	acct := ensureOdooAccount(t)
 	b := newCrashBox(t, buildPgdeck(t))
 	b.env = append(b.env, "PGDECK_ODOO_USER="+acct.Name, "PGDECK_MONITOR_INTERVAL=1s")
+	b.env = append(b.env, env...)
 	b.start()
 	b.cli("a long enough password\n", "user", "add", "--email", "ops@example.com", "--role", "owner")
 	return &odooBox{crashBox: b, token: lastWord(b.cli("", "token", "add", "--email", "ops@example.com")), acct: acct, src: src}

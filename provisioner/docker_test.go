@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"pgdeck/internal/dockertest"
 	"pgdeck/internal/testkit"
@@ -137,5 +138,61 @@ func TestBackupAndRestoreOnDocker(t *testing.T) {
 	bs, err := h.st.ListBackups(t.Context(), "shop", 1)
 	if err != nil || len(bs) != 1 || bs[0].Kind != "pre-delete" || bs[0].State != "succeeded" {
 		t.Errorf("after the delete on docker: %+v, %v; want a succeeded pre-delete backup", bs, err)
+	}
+}
+
+// TestReplicaJobsOnDocker: the read replica's jobs on the Docker runtime,
+// as the operator runs them: Enable + Redeploy, Deploy Replica (it
+// streams, a row written on the primary is read on it, odoo.conf points
+// at it and Odoo's role logs in there), Rebuild, Remove (odoo.conf loses
+// it, its container and slot are gone).
+func TestReplicaJobsOnDocker(t *testing.T) {
+	h := newDockerHarness(t)
+	ctx := t.Context()
+	e := h.deploy("rep")
+	h.saveReplica(e, true)
+	h.succeed("rep", provisioner.KindRedeploy)
+	h.succeed("rep", provisioner.KindDeployReplica)
+	e = h.env("rep")
+	if e.ReplicaPort == nil {
+		t.Fatal("no replica port recorded")
+	}
+	if got := h.superSQL(replicaOf("rep"), "SELECT status FROM pg_stat_wal_receiver"); got != "streaming" {
+		t.Fatalf("WAL receiver after Deploy Replica: %q, want streaming", got)
+	}
+	conn := h.connectAs(e)
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE seen (note text); INSERT INTO seen VALUES ('written on the primary')"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the row reaches the replica", 20*time.Second, func() (bool, string) {
+		out, err := h.rt.Exec(ctx, replicaOf("rep"), nil, "psql", "-X", "-q", "-A", "-t", "-d", e.DBName, "-c", "SELECT note FROM seen")
+		return err == nil && strings.TrimSpace(string(out)) == "written on the primary", string(out)
+	})
+	conf := readOdooConf(t, h.p.OdooConfPath("rep"))
+	host, port := h.rt.Address(replicaOf("rep"))
+	if conf["db_replica_host"] != host || conf["db_replica_port"] != strconv.Itoa(port) {
+		t.Fatalf("odoo.conf db_replica_host/port = %q:%q, want %s:%d", conf["db_replica_host"], conf["db_replica_port"], host, port)
+	}
+	rc, err := connect(ctx, port, e.DBName, e.DBUser, h.password(e))
+	if err != nil {
+		t.Fatalf("Odoo's role on the replica with odoo.conf's address: %v", err)
+	}
+	rc.Close(ctx)
+
+	h.succeed("rep", provisioner.KindRebuildReplica)
+	if got := h.superSQL(replicaOf("rep"), "SELECT status FROM pg_stat_wal_receiver"); got != "streaming" {
+		t.Fatalf("WAL receiver after Rebuild: %q, want streaming", got)
+	}
+
+	h.succeed("rep", provisioner.KindRemoveReplica)
+	if st, err := h.rt.Status(ctx, replicaOf("rep")); err != nil || st.State != runtime.StateMissing {
+		t.Errorf("the replica after Remove: %+v, %v; want missing", st, err)
+	}
+	if got := h.superSQL(primary("rep"), "SELECT count(*) FROM pg_replication_slots"); got != "0" {
+		t.Errorf("replication slots left on the primary: %s", got)
+	}
+	if conf := readOdooConf(t, h.p.OdooConfPath("rep")); conf["db_replica_host"] != "" || conf["db_replica_port"] != "" {
+		t.Errorf("odoo.conf still names a replica: %q:%q", conf["db_replica_host"], conf["db_replica_port"])
 	}
 }

@@ -47,9 +47,11 @@ type Daemon struct {
 	Pool string
 
 	poolLock *os.File
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	done     chan struct{}
+	// holds says the daemon counts in the machine lock until Close.
+	holds bool
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
 // Engine starts a private dockerd for the test (and the tests under it)
@@ -76,14 +78,18 @@ func Start() (*Daemon, error) {
 	if err := EnsureTools(); err != nil {
 		return nil, err
 	}
+	if err := holdMachine(); err != nil {
+		return nil, err
+	}
 	sweep()
 	dir, err := os.MkdirTemp("", "pgdeck-dkr-")
 	if err != nil {
 		return nil, fmt.Errorf("dockertest: %w", err)
 	}
-	d := &Daemon{Dir: dir, Host: "unix://" + filepath.Join(dir, "d.sock")}
+	d := &Daemon{Dir: dir, Host: "unix://" + filepath.Join(dir, "d.sock"), holds: true}
 	if d.Pool, d.poolLock, err = takePool(); err != nil {
 		os.RemoveAll(dir)
+		releaseMachine()
 		return nil, err
 	}
 	if err := d.start(); err != nil {
@@ -196,6 +202,13 @@ func (d *Daemon) Restart() error {
 // Close stops the daemon and removes its folder.
 func (d *Daemon) Close() error {
 	err := d.Stop()
+	d.mu.Lock()
+	holds := d.holds
+	d.holds = false
+	d.mu.Unlock()
+	if holds {
+		defer releaseMachine()
+	}
 	if rerr := removeTree(d.Dir); rerr != nil && err == nil {
 		err = rerr
 	}
@@ -321,4 +334,55 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// The private engines of one test binary at a time: every dockerd on the
+// machine shares the host's iptables, and one starting or stopping
+// rewrites the chains (NAT of published ports, isolation between
+// networks) the engines of another binary rely on. A binary takes the
+// machine lock when its first engine starts and leaves it when its last
+// one is closed; go test's parallel packages then take turns.
+const machineLockPath = "/tmp/pgdeck-dockertest.lock"
+
+var machine struct {
+	mu      sync.Mutex
+	engines int
+	lock    *os.File
+}
+
+func holdMachine() error {
+	machine.mu.Lock()
+	defer machine.mu.Unlock()
+	if machine.engines > 0 {
+		machine.engines++
+		return nil
+	}
+	f, err := os.OpenFile(machineLockPath, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return fmt.Errorf("dockertest: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		fmt.Fprintf(os.Stderr, "dockertest: waiting for another test binary's Docker engines to stop (they share the host's iptables; lock %s)\n", machineLockPath)
+		start := time.Now()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return fmt.Errorf("dockertest: lock %s: %w", machineLockPath, err)
+		}
+		fmt.Fprintf(os.Stderr, "dockertest: waited %s for the other engines\n", time.Since(start).Round(time.Second))
+	}
+	machine.lock, machine.engines = f, 1
+	return nil
+}
+
+func releaseMachine() {
+	machine.mu.Lock()
+	defer machine.mu.Unlock()
+	if machine.engines == 0 {
+		return
+	}
+	machine.engines--
+	if machine.engines == 0 {
+		machine.lock.Close() // releases the flock
+		machine.lock = nil
+	}
 }

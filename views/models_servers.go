@@ -111,6 +111,15 @@ func Size(n int64) string {
 	return s + " " + units[i]
 }
 
+// resourceSize is Size, with nothing used as "0 GB" (the unit plans count
+// in) rather than "0 B".
+func resourceSize(n int64) string {
+	if n == 0 {
+		return "0 GB"
+	}
+	return Size(n)
+}
+
 // CPUs renders a number of CPUs: "1 CPU", "4 CPUs".
 func CPUs(n int) string {
 	if n == 1 {

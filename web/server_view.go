@@ -72,11 +72,20 @@ func serverRow(l provisioner.ServerLoad) views.ServerRow {
 	c := l.Capacity()
 	return views.ServerRow{
 		Name: l.Name, Runtime: l.Runtime, DockerHost: l.DockerHost, Builtin: l.Builtin,
-		Status: serverStatus(l.Status), Reason: l.Reason, CheckedAt: l.CheckedAt,
+		Status: serverStatus(l.Status), Reason: serverReason(l.Reason), CheckedAt: l.CheckedAt,
 		Capacity:     views.Resources{MemoryBytes: c.Memory, CPUs: c.CPUs, StorageBytes: c.Storage},
 		Used:         views.Resources{MemoryBytes: l.Used.Memory, CPUs: l.Used.CPUs, StorageBytes: l.Used.Storage},
 		Environments: l.Environments,
 	}
+}
+
+// serverReason is the monitor's reason for a server as the page shows it:
+// the engine's words, without the runtime's prefixes (the API keeps them).
+func serverReason(reason string) string {
+	for _, p := range []string{"docker runtime: engine: ", "docker runtime: "} {
+		reason = strings.TrimPrefix(reason, p)
+	}
+	return reason
 }
 
 // serverStatus is a stored status as pages and the API say it: online,

@@ -102,6 +102,8 @@ type Environment struct {
 	Health       Health
 	Deployed     bool
 	DesiredState string
+	// Server is the server the environment lives on.
+	Server string
 	// Backup is how old the newest good backup is (the list only).
 	Backup BackupAge
 }
@@ -206,4 +208,7 @@ type EnvironmentChoices struct {
 	Versions []Choice
 	Stages   []Choice
 	Plans    []Choice
+	// Servers are "Automatic" (value "") and then every server with its
+	// status and what it has free.
+	Servers []Choice
 }

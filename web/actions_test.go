@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"testing"
 
+	"pgdeck/internal/dockertest"
 	"pgdeck/internal/testkit"
 	"pgdeck/provisioner"
 	"pgdeck/provisioner/runtime"
+	"pgdeck/provisioner/runtime/fleet"
 	"pgdeck/provisioner/runtime/local"
 	"pgdeck/store"
 	"pgdeck/store/secret"
@@ -32,6 +34,20 @@ type jobsApp struct {
 
 func newJobsApp(t *testing.T, opts ...provisioner.Option) *jobsApp {
 	t.Helper()
+	return newJobsAppWith(t, false, opts...)
+}
+
+// newServersApp is newJobsApp whose provisioner has servers, as serve
+// builds it: the local runtime is the built-in server, Docker hosts may be
+// registered (they run dockertest's image), and a fleet sends each call
+// to the runtime of the environment's server.
+func newServersApp(t *testing.T) *jobsApp {
+	t.Helper()
+	return newJobsAppWith(t, true)
+}
+
+func newJobsAppWith(t *testing.T, withServers bool, opts ...provisioner.Option) *jobsApp {
+	t.Helper()
 	st := storetest.New(t)
 	root := testkit.TempDir(t)
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -48,8 +64,15 @@ func newJobsApp(t *testing.T, opts ...provisioner.Option) *jobsApp {
 		t.Fatal(err)
 	}
 	lo := testkit.FreePortWindow(t, 21)
+	var prt runtime.Runtime = rt
+	if withServers {
+		servers := provisioner.NewServers(provisioner.ServersConfig{Builtin: rt, Image: dockertest.ImageTag, Root: root + "/envs"}, st, box, log)
+		t.Cleanup(servers.Close)
+		prt = fleet.New(servers, log)
+		opts = append(opts, provisioner.WithServers(servers))
+	}
 	prov := provisioner.New(provisioner.Config{PortLow: lo, PortHigh: lo + 20, BackupDir: filepath.Join(t.TempDir(), "backups"),
-		PgRestore: filepath.Join(rt.BinDir(), "pg_restore")}, st, rt, box, log, opts...)
+		PgRestore: filepath.Join(rt.BinDir(), "pg_restore")}, st, prt, box, log, opts...)
 	d := testDeps(st, log)
 	d.Jobs, d.Box = prov, box
 	d.BackupUploadLimit = 4 << 20

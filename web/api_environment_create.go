@@ -57,12 +57,12 @@ func decodeEnvironmentInput(r io.Reader) (environmentInput, map[string]string, e
 		return environmentInput{}, nil, errors.New("unexpected data after the JSON object")
 	}
 	var in environmentInput
-	dst := map[string]*string{"name": &in.Name, "odoo_version": &in.OdooVersion, "stage": &in.Stage, "plan": &in.Plan}
+	dst := map[string]*string{"name": &in.Name, "odoo_version": &in.OdooVersion, "stage": &in.Stage, "plan": &in.Plan, "server": &in.Server}
 	fields := map[string]string{}
 	for k, v := range raw {
 		p, ok := dst[k]
 		if !ok {
-			return environmentInput{}, nil, fmt.Errorf("unknown field %q (fields: name, odoo_version, stage, plan)", k)
+			return environmentInput{}, nil, fmt.Errorf("unknown field %q (fields: name, odoo_version, stage, plan, server)", k)
 		}
 		if err := json.Unmarshal(v, p); err != nil {
 			return environmentInput{}, nil, fmt.Errorf("field %q: want a string", k)

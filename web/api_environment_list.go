@@ -15,6 +15,7 @@ type apiEnvironment struct {
 	OdooVersion  string    `json:"odoo_version"`
 	Stage        string    `json:"stage"`
 	Plan         string    `json:"plan"`
+	Server       string    `json:"server"`
 	DesiredState string    `json:"desired_state"`
 	CreatedAt    time.Time `json:"created_at"`
 	Health       apiHealth `json:"health"`
@@ -60,7 +61,7 @@ func toAPIEnvironment(e store.Environment, st envState) apiEnvironment {
 		t := v.Health.CheckedAt
 		h.CheckedAt = &t
 	}
-	out := apiEnvironment{Name: e.Name, OdooVersion: e.OdooVersion, Stage: e.Stage, Plan: e.Plan,
+	out := apiEnvironment{Name: e.Name, OdooVersion: e.OdooVersion, Stage: e.Stage, Plan: e.Plan, Server: e.Server,
 		DesiredState: e.DesiredState, CreatedAt: e.CreatedAt, Health: h, Port: e.Port, Database: e.DBName, User: e.DBUser}
 	if st.job != nil {
 		j := toAPIJob(*st.job, nil)

@@ -36,6 +36,20 @@ var uploadRoutes = map[string]bool{
 	"/api/v1/environments/:name/backups/import": true,
 }
 
+// formUploadRoutes are the forms that carry small files (the register
+// form's PEM files), with the bound of each whole body. Like an upload,
+// their CSRF token is read by the handler from the body's first part.
+var formUploadRoutes = map[string]int64{
+	"/servers": maxServerForm,
+}
+
+// takesFiles reports whether the route takes multipart bodies, whose CSRF
+// token its handler reads from the first part.
+func takesFiles(path string) bool {
+	_, form := formUploadRoutes[path]
+	return uploadRoutes[path] || form
+}
+
 // csrfDeferredKey holds, for an upload, the CSRF token the handler must
 // find in the body's first part.
 const csrfDeferredKey = "csrf_deferred"

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"pgdeck/provisioner"
 	"pgdeck/store"
 	"pgdeck/views"
 )
@@ -27,6 +28,8 @@ type environmentInput struct {
 	OdooVersion string `json:"odoo_version"`
 	Stage       string `json:"stage"`
 	Plan        string `json:"plan"`
+	// Server is the server chosen for it; "" places it automatically.
+	Server string `json:"server"`
 }
 
 // validateName returns a message when name is not a DNS-safe slug of 3–40 characters.
@@ -61,17 +64,22 @@ func (in environmentInput) validate() (store.Environment, map[string]string) {
 	if !slices.Contains(plans, in.Plan) {
 		errs["plan"] = "Choose one of " + strings.Join(plans, ", ") + "."
 	}
-	return store.Environment{Name: in.Name, OdooVersion: in.OdooVersion, Stage: in.Stage, Plan: in.Plan}, errs
+	if in.Server != "" && !validServerName(in.Server) {
+		errs["server"] = noServer(in.Server)
+	}
+	return store.Environment{Name: in.Name, OdooVersion: in.OdooVersion, Stage: in.Stage, Plan: in.Plan, Server: in.Server}, errs
 }
 
 func (in environmentInput) form(errs map[string]string) views.Form {
 	return views.Form{
-		Values: map[string]string{"name": in.Name, "odoo_version": in.OdooVersion, "stage": in.Stage, "plan": in.Plan},
+		Values: map[string]string{"name": in.Name, "odoo_version": in.OdooVersion, "stage": in.Stage, "plan": in.Plan, "server": in.Server},
 		Errors: errs,
 	}
 }
 
-func environmentChoices() views.EnvironmentChoices {
+// environmentChoices are the create form's options; the servers come from
+// loads (see serverChoices).
+func environmentChoices(loads []provisioner.ServerLoad) views.EnvironmentChoices {
 	choices := func(vs []string, label func(string) string) []views.Choice {
 		out := make([]views.Choice, len(vs))
 		for i, v := range vs {
@@ -84,5 +92,6 @@ func environmentChoices() views.EnvironmentChoices {
 		Versions: choices(odooVersions, func(v string) string { return "Odoo " + v }),
 		Stages:   choices(stages, title),
 		Plans:    choices(plans, title),
+		Servers:  serverChoices(loads),
 	}
 }

@@ -112,6 +112,7 @@ func environmentView(e store.Environment, st envState) views.Environment {
 		Health:       healthOf(e, st),
 		Deployed:     e.Deployed(),
 		DesiredState: e.DesiredState,
+		Server:       e.Server,
 	}
 }
 

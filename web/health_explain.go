@@ -34,6 +34,12 @@ func Explain(status, reason string) Explanation {
 		again = "Start the environment; if it fails again, read the log below."
 	}
 	switch {
+	case strings.HasPrefix(reason, "server ") && strings.Contains(reason, " is offline: "):
+		// The monitor's words for every component of an environment whose
+		// server's engine does not answer.
+		server, _, _ := strings.Cut(strings.TrimPrefix(reason, "server "), " ")
+		e.Headline = "Server " + server + ", where this environment lives, is offline"
+		e.Advice = "pgdeck cannot reach its Docker engine. Check that the engine runs and answers; the Servers page shows the server's status."
 	case strings.HasPrefix(reason, "health check timed out"):
 		e.Headline = "The database is too slow to answer"
 		e.Advice = "It may be overloaded or stuck. If this lasts, restart the environment."

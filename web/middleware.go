@@ -87,7 +87,7 @@ func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 			want = s.anonCSRF(c, false)
 		}
 		got := r.Header.Get("X-CSRF-Token")
-		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); got == "" && mt == "multipart/form-data" && uploadRoutes[c.Path()] {
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); got == "" && mt == "multipart/form-data" && takesFiles(c.Path()) {
 			// An upload: its handler reads the token from the body's
 			// first part, before the file (see checkUploadCSRF).
 			c.Set(csrfDeferredKey, want)

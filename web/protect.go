@@ -27,7 +27,8 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // limitBody refuses bodies over maxBodyBytes (413) and multipart bodies (415:
-// no route takes files), and removes the temporary files of any multipart
+// no route takes files but the uploads and the forms of formUploadRoutes,
+// which have their own bounds), and removes the temporary files of any multipart
 // form a handler parsed. scs hands handlers a copy of the request, so
 // net/http never removes those files itself (golang/go#58809).
 func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
@@ -42,6 +43,17 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		}()
 		if uploadRoutes[c.Path()] {
 			return next(c) // the handler streams and bounds it
+		}
+		if limit, ok := formUploadRoutes[c.Path()]; ok {
+			// A small form with files: bounded as a whole; its handler
+			// reads the parts.
+			if r.ContentLength > limit {
+				return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "The request is too large.")
+			}
+			if r.Body != nil && r.Body != http.NoBody {
+				r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
+			}
+			return next(c)
 		}
 		if r.ContentLength > maxBodyBytes {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "The request is too large.")

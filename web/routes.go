@@ -53,6 +53,11 @@ func (s *Server) routes() {
 	api.POST("/environments/:name/backups/:id/verify", s.apiVerifyBackup, apiRequireChanger)
 	api.POST("/environments/:name/backups/:id/restore", s.apiRestoreBackup, apiRequireChanger)
 	api.GET("/jobs/:id", s.apiShowJob)
+	// Servers: every token sees them; owners and admins register and remove.
+	api.GET("/servers", s.apiListServers)
+	api.POST("/servers", s.apiRegisterServer, apiRequireChanger)
+	api.GET("/servers/:name", s.apiShowServer)
+	api.DELETE("/servers/:name", s.apiRemoveServer, apiRequireChanger)
 
 	// Browser pages: session, CSRF, signed-in user.
 	web := e.Group("", echo.WrapMiddleware(s.sessions.LoadAndSave), s.csrf, s.loadUser)
@@ -103,6 +108,13 @@ func (s *Server) routes() {
 	// Jobs.
 	app.GET("/jobs", s.listJobs)
 	app.GET("/jobs/:id", s.showJob)
+
+	// Servers: everyone signed in sees them (the table refreshes itself);
+	// owners and admins register and remove them.
+	app.GET("/servers", s.showServers)
+	app.GET("/servers/live", s.showServersLive)
+	app.POST("/servers", s.registerServer, requireChanger)
+	app.POST("/servers/:name/delete", s.removeServer, requireChanger)
 
 	// Account and API tokens.
 	app.GET("/account", s.showAccount)

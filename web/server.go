@@ -100,6 +100,20 @@ type Jobs interface {
 	ImportFilePath(name string) (string, error)
 	// BackupDir is the backup folder.
 	BackupDir() string
+
+	// RegisterServer checks a Docker host and registers it as a server
+	// (a *provisioner.ServerInvalidError says, field by field, why not).
+	RegisterServer(ctx context.Context, in provisioner.ServerInput) (store.Server, error)
+	// RemoveServer forgets a registered server that holds no environment
+	// (provisioner.ErrBuiltinServer, store.ErrServerInUse, store.ErrNotFound).
+	RemoveServer(ctx context.Context, name string) error
+	// ServerLoads returns every server with its environments, what they
+	// use and what is left.
+	ServerLoads(ctx context.Context) ([]provisioner.ServerLoad, error)
+	// PlaceEnvironment returns the server a new environment on plan lives
+	// on: choice when given and possible, else the roomiest that fits (a
+	// *provisioner.ServerInvalidError, field "server", says why not).
+	PlaceEnvironment(ctx context.Context, plan, choice string) (string, error)
 }
 
 // ReplicaThresholds are the replica lag's warning and critical

@@ -62,10 +62,40 @@ const environmentColumns = `id, name, odoo_version, stage, plan, desired_state, 
 // server when empty); a duplicate name is ErrConflict, a server that does
 // not exist ErrNotFound.
 func (s *Store) CreateEnvironment(ctx context.Context, e Environment) (Environment, error) {
+	return insertEnvironment(ctx, s.Pool, e)
+}
+
+// CreateEnvironmentPlaced inserts e on the server place chooses, one
+// creation at a time across every pgdeck sharing the store (an advisory
+// lock held until the insert commits), so that two creations at once
+// cannot both take a server's last room. An error of place is returned
+// as it is.
+func (s *Store) CreateEnvironmentPlaced(ctx context.Context, e Environment, place func(context.Context) (string, error)) (Environment, error) {
+	var out Environment
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, lockNSTasks, lockPlacement); err != nil {
+			return fmt.Errorf("store: create environment %q: %w", e.Name, err)
+		}
+		var err error
+		if e.Server, err = place(ctx); err != nil {
+			return err
+		}
+		out, err = insertEnvironment(ctx, tx, e)
+		return err
+	})
+	return out, err
+}
+
+// querier is what an insert needs of a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func insertEnvironment(ctx context.Context, q querier, e Environment) (Environment, error) {
 	if e.Server == "" {
 		e.Server = BuiltinServer
 	}
-	rows, _ := s.Pool.Query(ctx, `INSERT INTO environments (name, odoo_version, stage, plan, server) VALUES ($1, $2, $3, $4, $5)
+	rows, _ := q.Query(ctx, `INSERT INTO environments (name, odoo_version, stage, plan, server) VALUES ($1, $2, $3, $4, $5)
 		RETURNING `+environmentColumns, e.Name, e.OdooVersion, e.Stage, e.Plan, e.Server)
 	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Environment])
 	if isUniqueViolation(err) {

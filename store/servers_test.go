@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -102,5 +103,50 @@ func TestServers(t *testing.T) {
 	}
 	if err := st.DeleteServer(ctx, "edge-1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("delete it again: %v, want ErrNotFound", err)
+	}
+}
+
+// TestCreateEnvironmentPlacedOneAtATime: creations that race for a
+// server's last room are placed one at a time; only one gets it.
+func TestCreateEnvironmentPlacedOneAtATime(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.New(t)
+	if _, err := st.CreateServer(ctx, store.Server{Name: "edge", Runtime: store.ServerDocker, DockerHost: "unix:///run/edge.sock"}); err != nil {
+		t.Fatal(err)
+	}
+	errFull := errors.New("edge is full")
+	// Room for one environment: the placement reads what is there, and
+	// takes its time, as a real one asking the servers would.
+	place := func(ctx context.Context) (string, error) {
+		envs, err := st.ListEnvironments(ctx)
+		if err != nil {
+			return "", err
+		}
+		time.Sleep(50 * time.Millisecond)
+		if len(envs) > 0 {
+			return "", errFull
+		}
+		return "edge", nil
+	}
+	const n = 6
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := st.CreateEnvironmentPlaced(ctx, store.Environment{Name: fmt.Sprintf("race-%d", i), OdooVersion: "18.0", Stage: "staging", Plan: "starter"}, place)
+			errs <- err
+		}()
+	}
+	created := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			created++
+		case !errors.Is(err, errFull):
+			t.Errorf("a creation failed otherwise: %v", err)
+		}
+	}
+	envs, _ := st.ListEnvironments(ctx)
+	if created != 1 || len(envs) != 1 || envs[0].Server != "edge" {
+		t.Errorf("%d created, %d stored (%+v); want exactly one on edge", created, len(envs), envs)
 	}
 }

@@ -53,6 +53,9 @@ const (
 // health monitor.
 const LockMonitor int32 = 1
 
+// lockPlacement serialises placing and creating environments.
+const lockPlacement int32 = 2
+
 // unlockTimeout bounds the unlock when a SessionLock is released.
 const unlockTimeout = 5 * time.Second
 

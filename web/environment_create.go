@@ -2,6 +2,7 @@ package web
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -69,20 +70,22 @@ func (s *Server) insertEnvironment(c echo.Context, in environmentInput) (store.E
 		return store.Environment{}, validationError{errs}
 	}
 	ctx := c.Request().Context()
-	if s.jobs != nil {
-		// The operator's choice, checked (it exists, is not offline and
-		// holds the plan), or the server with the most free memory.
+	// The operator's choice, checked (it exists, is not offline and holds
+	// the plan), or the server with the most free memory; one creation at
+	// a time, so that two cannot both take a server's last room.
+	place := func(ctx context.Context) (string, error) {
+		if s.jobs == nil {
+			return store.BuiltinServer, nil
+		}
 		server, err := s.jobs.PlaceEnvironment(ctx, env.Plan, in.Server)
-		var inv *provisioner.ServerInvalidError
-		if errors.As(err, &inv) {
-			return store.Environment{}, validationError{map[string]string{"server": cmp.Or(inv.Fields["server"], inv.Error())}}
-		}
-		if err != nil {
-			return store.Environment{}, err
-		}
 		env.Server = server
+		return server, err
 	}
-	created, err := s.store.CreateEnvironment(ctx, env)
+	created, err := s.store.CreateEnvironmentPlaced(ctx, env, place)
+	var inv *provisioner.ServerInvalidError
+	if errors.As(err, &inv) {
+		return store.Environment{}, validationError{map[string]string{"server": cmp.Or(inv.Fields["server"], inv.Error())}}
+	}
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		return store.Environment{}, validationError{map[string]string{"name": "An environment with this name already exists."}}

@@ -317,8 +317,17 @@ func (p *Provisioner) RegisterServer(ctx context.Context, in ServerInput) (store
 	if p.servers.cfg.Image == "" {
 		return store.Server{}, invalidServer("docker_host", "pgdeck has no image to run PostgreSQL from on Docker: set PGDECK_DOCKER_IMAGE (and PGDECK_DOCKER_POOLER_IMAGE) and restart pgdeck first.")
 	}
-	if _, err := p.store.GetServer(ctx, in.Name); err == nil {
-		return store.Server{}, invalidServer("name", "A server with this name already exists.")
+	svs, err := p.store.ListServers(ctx)
+	if err != nil {
+		return store.Server{}, err
+	}
+	for _, sv := range svs {
+		if sv.Name == in.Name {
+			return store.Server{}, invalidServer("name", "A server with this name already exists.")
+		}
+		if sv.DockerHost == in.DockerHost {
+			return store.Server{}, invalidServer("docker_host", "This engine is already server "+sv.Name+": one engine is one server, or its capacity would count twice.")
+		}
 	}
 
 	sv := store.Server{Name: in.Name, Runtime: store.ServerDocker, DockerHost: in.DockerHost,
@@ -346,7 +355,9 @@ func (p *Provisioner) RegisterServer(ctx context.Context, in ServerInput) (store
 	}
 	filled := FillCapacity(serverCapacity(sv), c)
 	sv.MemoryBytes, sv.CPUs, sv.StorageBytes = filled.Memory, filled.CPUs, filled.Storage
-	ictx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	// Within the page's write timeout (PGDECK_WRITE_TIMEOUT, 60 s by
+	// default): the image check runs a short container.
+	ictx, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
 	if err := d.CheckImages(ictx); err != nil {
 		return store.Server{}, invalidServer("docker_host", "The Docker engine at "+in.DockerHost+" cannot run pgdeck's images: "+engineReason(err))
@@ -496,9 +507,12 @@ func (p *Provisioner) PlaceEnvironment(ctx context.Context, plan, choice string)
 	if err != nil {
 		return "", err
 	}
-	planTitle := plan
+	planTitle := "a " + plan
 	if spec, err := render.LookupPlan(plan); err == nil {
-		planTitle = spec.Title
+		planTitle = "a " + spec.Title
+		if strings.ContainsRune("AEIOU", rune(spec.Title[0])) {
+			planTitle = "an " + spec.Title
+		}
 	}
 	if choice != "" {
 		i := slices.IndexFunc(loads, func(l ServerLoad) bool { return l.Name == choice })
@@ -510,7 +524,7 @@ func (p *Provisioner) PlaceEnvironment(ctx context.Context, plan, choice string)
 			return "", invalidServer("server", "Server "+choice+" is offline ("+l.Reason+"). Choose another, or wait until it is back.")
 		}
 		if ok, why := need.FitsIn(l.Free); !ok {
-			return "", invalidServer("server", "Server "+choice+" cannot hold a "+planTitle+" environment: "+why+".")
+			return "", invalidServer("server", "Server "+choice+" cannot hold "+planTitle+" environment: "+why+".")
 		}
 		return choice, nil
 	}
@@ -530,7 +544,7 @@ func (p *Provisioner) PlaceEnvironment(ctx context.Context, plan, choice string)
 		}
 	}
 	if best < 0 {
-		return "", invalidServer("server", "No server can hold a "+planTitle+" environment ("+strings.Join(short, "; ")+"). Register a server or raise a capacity.")
+		return "", invalidServer("server", "No server can hold "+planTitle+" environment ("+strings.Join(short, "; ")+"). Register a server or raise a capacity.")
 	}
 	return loads[best].Name, nil
 }

@@ -124,6 +124,7 @@ func TestServersOnTwoEngines(t *testing.T) {
 		{provisioner.ServerInput{Name: "plain-tcp", DockerHost: "tcp://127.0.0.1:2375"}, "tls", "needs TLS"},
 		{provisioner.ServerInput{Name: "bad-pem", DockerHost: "tcp://127.0.0.1:2376", CA: []byte("x"), Cert: []byte("y"), Key: []byte("z")}, "tls", "tls"},
 		{provisioner.ServerInput{Name: "socket-tls", DockerHost: h.b.Host, Key: []byte("k")}, "tls", "takes no TLS"},
+		{provisioner.ServerInput{Name: "engine-a", DockerHost: h.a.Host}, "docker_host", "already server local"},
 	} {
 		_, err := h.p.RegisterServer(ctx, c.in)
 		if msg := fieldErr(err, c.field); !strings.Contains(msg, c.want) {
@@ -144,6 +145,9 @@ func TestServersOnTwoEngines(t *testing.T) {
 	}
 	if _, err := h.p.RegisterServer(ctx, provisioner.ServerInput{Name: "srv-b", DockerHost: h.b.Host}); !strings.Contains(fieldErr(err, "name"), "already exists") {
 		t.Errorf("the same name again: %v", err)
+	}
+	if _, err := h.p.RegisterServer(ctx, provisioner.ServerInput{Name: "srv-b2", DockerHost: h.b.Host}); !strings.Contains(fieldErr(err, "docker_host"), "already server srv-b") {
+		t.Errorf("the same engine under another name: %v", err)
 	}
 
 	// Placement: the roomiest server that fits; a choice is checked.

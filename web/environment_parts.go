@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"path/filepath"
 	"time"
@@ -60,6 +61,9 @@ func (s *Server) loadPoolerBadge(ctx context.Context, e store.Environment) (*vie
 	b := &views.PoolerBadge{Health: views.Health{Status: "checking", Reason: "waiting for the first health check"}, Host: "127.0.0.1", Port: *e.PoolerPort}
 	if s.jobs != nil {
 		b.Host, b.Port = s.jobs.PoolerAddress(e.Name)
+		// While its server does not answer, the runtime cannot say: the
+		// port pgdeck recorded is the one it publishes.
+		b.Port = cmp.Or(b.Port, *e.PoolerPort)
 	}
 	h, err := s.poolerHealth(ctx, e)
 	if err != nil || h == nil {
@@ -75,6 +79,9 @@ func (s *Server) databaseCardView(e store.Environment, st envState) views.Databa
 	if s.jobs != nil {
 		d.OdooConfPath = s.jobs.OdooConfPath(e.Name)
 		d.Host, d.Port = s.jobs.DatabaseAddress(e.Name)
+		if d.Port == 0 && e.Port != nil && e.Deployed() {
+			d.Port = *e.Port
+		}
 	}
 	if h := st.health; h != nil {
 		d.CheckedAt = h.CheckedAt

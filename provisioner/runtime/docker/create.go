@@ -63,7 +63,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	if err != nil {
 		return fmt.Errorf("docker runtime: create %s: %w", id, err)
 	}
-	hba, err := renderHBA(spec.HBA)
+	hba, err := pgexec.RenderHBA(superuser, spec.HBA)
 	if err != nil {
 		return fmt.Errorf("docker runtime: create %s: %w", id, err)
 	}
@@ -95,7 +95,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 		return fmt.Errorf("docker runtime: create %s: %w", id, err)
 	}
 	files := []tarFile{
-		{name: confFileName, data: []byte(conf), mode: 0o600},
+		{name: pgexec.ConfFileName, data: []byte(conf), mode: 0o600},
 		{name: "pg_hba.conf", data: []byte(hba), mode: 0o600},
 	}
 	if sb != nil {
@@ -108,11 +108,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	if err != nil {
 		return fmt.Errorf("docker runtime: create %s: read postgresql.conf: %w", id, err)
 	}
-	if !bytes.Contains(main, []byte(includeLine)) {
-		if len(main) > 0 && main[len(main)-1] != '\n' {
-			main = append(main, '\n')
-		}
-		main = append(main, []byte("\n"+includeLine+"\n")...)
+	if main, changed := pgexec.IncludeConf(main); changed {
 		files = append(files, tarFile{name: "postgresql.conf", data: main, mode: 0o600})
 	}
 	if err := r.copyIn(ctx, ctrID, p, dataDir, files); err != nil {

@@ -96,13 +96,7 @@ func (r *Runtime) ClientNetwork(env string) string {
 }
 
 // EnvPath returns Root/<env>/<rel> on the host, where Odoo reads it.
-func (r *Runtime) EnvPath(env, rel string) string {
-	p, err := r.envs.Path(env, rel)
-	if err != nil {
-		return ""
-	}
-	return p
-}
+func (r *Runtime) EnvPath(env, rel string) string { return r.envs.Path(env, rel) }
 
 // MakeEnvDir creates Root/<env>/<rel> on the host and hands it, with
 // everything below it, to owner (the folders above it become searchable by

@@ -37,8 +37,18 @@ type Dirs struct {
 // Dir returns the environment's folder, Root/<env>.
 func (d *Dirs) Dir(env string) string { return filepath.Join(d.Root, env) }
 
-// Path checks env and rel and returns the path they name, Root/<env>/<rel>.
-func (d *Dirs) Path(env, rel string) (string, error) {
+// Path returns Root/<env>/<rel>, "" when env or rel is invalid.
+func (d *Dirs) Path(env, rel string) string {
+	p, err := d.CheckPath(env, rel)
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// CheckPath checks env and rel and returns the path they name,
+// Root/<env>/<rel>.
+func (d *Dirs) CheckPath(env, rel string) (string, error) {
 	if err := (runtime.InstanceID{Env: env, Role: runtime.RolePrimary}).Validate(); err != nil {
 		return "", err
 	}
@@ -58,7 +68,7 @@ func (d *Dirs) Path(env, rel string) (string, error) {
 // by owner (o+x where needed), so that Odoo reaches its data_dir. It
 // returns the folder's path.
 func (d *Dirs) Make(env, rel string, owner runtime.Owner) (string, error) {
-	path, err := d.Path(env, rel)
+	path, err := d.CheckPath(env, rel)
 	if err != nil {
 		return "", err
 	}
@@ -80,7 +90,7 @@ func (d *Dirs) Make(env, rel string, owner runtime.Owner) (string, error) {
 // WriteFile replaces Root/<env>/<rel> atomically, owned by owner (the
 // runtime's own user when owner is not set) with mode.
 func (d *Dirs) WriteFile(env, rel string, data []byte, mode os.FileMode, owner runtime.Owner) error {
-	path, err := d.Path(env, rel)
+	path, err := d.CheckPath(env, rel)
 	if err != nil {
 		return err
 	}

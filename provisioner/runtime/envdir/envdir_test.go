@@ -9,7 +9,7 @@ import (
 
 var errTaken = errors.New("taken")
 
-func TestPath(t *testing.T) {
+func TestCheckPath(t *testing.T) {
 	d := Dirs{Root: "/srv/envs", Runtime: "test runtime",
 		Taken: func(env, rel string, role runtime.Role) error { return errTaken }}
 	tests := []struct {
@@ -28,9 +28,9 @@ func TestPath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.env+"/"+tt.rel, func(t *testing.T) {
-			got, err := d.Path(tt.env, tt.rel)
+			got, err := d.CheckPath(tt.env, tt.rel)
 			if got != tt.want || errors.Is(err, errTaken) != tt.taken || (tt.want == "") != (err != nil) {
-				t.Fatalf("Path(%q, %q) = %q, %v; want %q (taken %v)", tt.env, tt.rel, got, err, tt.want, tt.taken)
+				t.Fatalf("CheckPath(%q, %q) = %q, %v; want %q (taken %v)", tt.env, tt.rel, got, err, tt.want, tt.taken)
 			}
 		})
 	}

@@ -38,13 +38,7 @@ func (r *Runtime) List(ctx context.Context) ([]runtime.InstanceID, error) {
 }
 
 // EnvPath returns Root/<env>/<rel>.
-func (r *Runtime) EnvPath(env, rel string) string {
-	p, err := r.envs.Path(env, rel)
-	if err != nil {
-		return ""
-	}
-	return p
-}
+func (r *Runtime) EnvPath(env, rel string) string { return r.envs.Path(env, rel) }
 
 // MakeEnvDir creates Root/<env>/<rel> and hands it, with everything below
 // it, to owner; the folders above it become searchable by owner (o+x where

@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"pgdeck/provisioner/runtime"
+	"pgdeck/provisioner/runtime/local/pgexec"
 )
 
 // Create makes the instance if it is missing and writes its configuration
@@ -63,7 +63,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	if err != nil {
 		return fmt.Errorf("docker runtime: create %s: %w", id, err)
 	}
-	hba, err := renderHBA(spec.HBA)
+	hba, err := pgexec.RenderHBA(superuser, spec.HBA)
 	if err != nil {
 		return fmt.Errorf("docker runtime: create %s: %w", id, err)
 	}
@@ -95,7 +95,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 		return fmt.Errorf("docker runtime: create %s: %w", id, err)
 	}
 	files := []tarFile{
-		{name: confFileName, data: []byte(conf), mode: 0o600},
+		{name: pgexec.ConfFileName, data: []byte(conf), mode: 0o600},
 		{name: "pg_hba.conf", data: []byte(hba), mode: 0o600},
 	}
 	if sb != nil {
@@ -108,11 +108,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	if err != nil {
 		return fmt.Errorf("docker runtime: create %s: read postgresql.conf: %w", id, err)
 	}
-	if !bytes.Contains(main, []byte(includeLine)) {
-		if len(main) > 0 && main[len(main)-1] != '\n' {
-			main = append(main, '\n')
-		}
-		main = append(main, []byte("\n"+includeLine+"\n")...)
+	if main, changed := pgexec.IncludeConf(main); changed {
 		files = append(files, tarFile{name: "postgresql.conf", data: main, mode: 0o600})
 	}
 	if err := r.copyIn(ctx, ctrID, p, dataDir, files); err != nil {
@@ -168,42 +164,17 @@ mkdir -p run && chmod 700 run
 "$1/pg_basebackup" -D pgdata.init -h "$2" -p "$3" -U "$4" --no-password --checkpoint=fast --wal-method=stream --slot="$5" --progress --verbose
 touch pgdata.init/standby.signal
 mv pgdata.init pgdata`
-	progress := func(line string) bool {
-		done, total, ok := parseProgress(line)
-		if ok && spec.Init.Progress != nil {
-			spec.Init.Progress(done, total)
-		}
-		return ok
-	}
 	out, err := r.runOnce(ctx, oneShot{name: ContainerName(id) + "-init", image: r.image, user: runAsUser,
 		network: NetworkName(id.Env),
 		cmd:     []string{"sh", "-c", script, "sh", p.binDir, sb.host, strconv.Itoa(sb.port), sb.user, sb.slot},
 		env:     []string{"PGPASSFILE=" + passFile, "PGAPPNAME=pgdeck_basebackup"},
-		mounts:  mounts}, progress)
+		mounts:  mounts}, pgexec.ProgressFunc(spec.Init.Progress))
 	if err != nil {
 		return fmt.Errorf("pg_basebackup from %s:%d: %w: %s", sb.host, sb.port, err, oneLine(out))
 	}
 	r.log.Info("copied postgresql cluster with pg_basebackup", "env", id.Env, "role", id.Role,
 		"primary", sb.host+":"+strconv.Itoa(sb.port), "slot", sb.slot, "duration", time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// progressLine matches pg_basebackup's --progress report, e.g.
-// "  1234/22433 kB (5%), 0/1 tablespace (…)".
-var progressLine = regexp.MustCompile(`^\s*(\d+)/(\d+) kB \(\d+%\)`)
-
-// parseProgress returns the bytes done and expected in a --progress line.
-func parseProgress(line string) (done, total int64, ok bool) {
-	m := progressLine.FindStringSubmatch(line)
-	if m == nil {
-		return 0, 0, false
-	}
-	d, err1 := strconv.ParseInt(m[1], 10, 64)
-	t, err2 := strconv.ParseInt(m[2], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, 0, false
-	}
-	return d * 1024, t * 1024, true
 }
 
 // configHash names what a container is made from; a spec that hashes

@@ -27,6 +27,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"pgdeck/provisioner/runtime"
+	"pgdeck/provisioner/runtime/envdir"
 )
 
 // Labels put on everything the runtime makes.
@@ -90,8 +91,10 @@ type Runtime struct {
 	pooler  string
 	binDir  string
 	publish string
-	root    string
 	log     *slog.Logger
+	// envs are the environments' own files on the host (odoo.conf, the
+	// filestore).
+	envs envdir.Dirs
 
 	mu     sync.Mutex
 	locks  map[string]*sync.Mutex
@@ -142,14 +145,15 @@ func New(cfg Config) (*Runtime, error) {
 	if pooler == "" {
 		pooler = cfg.Image
 	}
+	log := logger.With("runtime", "docker")
 	return &Runtime{
 		cli:     cli,
 		image:   cfg.Image,
 		pooler:  pooler,
 		binDir:  cfg.BinDir,
 		publish: publish,
-		root:    root,
-		log:     logger.With("runtime", "docker"),
+		log:     log,
+		envs:    envdir.Dirs{Root: root, Runtime: "docker runtime", Taken: envTaken, Log: log},
 		locks:   map[string]*sync.Mutex{},
 		probes:  map[string]*probe{},
 	}, nil

@@ -2,15 +2,11 @@ package docker
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -18,7 +14,6 @@ import (
 	"github.com/docker/docker/api/types/volume"
 
 	"pgdeck/provisioner/runtime"
-	"pgdeck/provisioner/runtime/local/pgexec"
 )
 
 // roles are an environment's instances, removed the replica's pooler and
@@ -100,35 +95,8 @@ func (r *Runtime) ClientNetwork(env string) string {
 	return subnet
 }
 
-// envDir is the environment's folder on the host, Root/<env>.
-func (r *Runtime) envDir(env string) string { return filepath.Join(r.root, env) }
-
-// envPath checks env and rel and returns the path they name.
-func (r *Runtime) envPath(env, rel string) (string, error) {
-	if err := (runtime.InstanceID{Env: env, Role: runtime.RolePrimary}).Validate(); err != nil {
-		return "", err
-	}
-	clean, err := runtime.CleanRel(rel)
-	if err != nil {
-		return "", err
-	}
-	first, _, _ := strings.Cut(clean, "/")
-	for _, role := range roles {
-		if first == string(role) {
-			return "", fmt.Errorf("docker runtime: %s/%s is an instance's name", env, rel)
-		}
-	}
-	return filepath.Join(r.envDir(env), filepath.FromSlash(clean)), nil
-}
-
 // EnvPath returns Root/<env>/<rel> on the host, where Odoo reads it.
-func (r *Runtime) EnvPath(env, rel string) string {
-	p, err := r.envPath(env, rel)
-	if err != nil {
-		return ""
-	}
-	return p
-}
+func (r *Runtime) EnvPath(env, rel string) string { return r.envs.Path(env, rel) }
 
 // MakeEnvDir creates Root/<env>/<rel> on the host and hands it, with
 // everything below it, to owner (the folders above it become searchable by
@@ -136,20 +104,9 @@ func (r *Runtime) EnvPath(env, rel string) string {
 // that folder, so that containers may mount it while Odoo on the host
 // writes it.
 func (r *Runtime) MakeEnvDir(ctx context.Context, env, rel string, owner runtime.Owner) error {
-	p, err := r.envPath(env, rel)
+	p, err := r.envs.Make(env, rel, owner)
 	if err != nil {
 		return err
-	}
-	if err := os.MkdirAll(p, 0o750); err != nil {
-		return fmt.Errorf("docker runtime: %w", err)
-	}
-	if owner.Set {
-		if err := chownTree(p, owner.UID, owner.GID); err != nil {
-			return fmt.Errorf("docker runtime: hand %s to %s: %w", p, owner.Name, err)
-		}
-		if err := asRunAs(owner).EnsureTraversable(p, r.log); err != nil {
-			return err
-		}
 	}
 	if clean, _ := runtime.CleanRel(rel); clean == "filestore" {
 		if err := r.ensureFilestoreVolume(ctx, env, p); err != nil {
@@ -185,24 +142,7 @@ func (r *Runtime) ensureFilestoreVolume(ctx context.Context, env, dir string) er
 // WriteEnvFile replaces Root/<env>/<rel> atomically, owned by owner (the
 // runtime's own user when owner is not set) with mode.
 func (r *Runtime) WriteEnvFile(ctx context.Context, env, rel string, data []byte, mode os.FileMode, owner runtime.Owner) error {
-	p, err := r.envPath(env, rel)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("docker runtime: %w", err)
-	}
-	u := pgexec.RunAs{}
-	if owner.Set {
-		u = asRunAs(owner)
-		if err := u.EnsureTraversable(filepath.Dir(p), r.log); err != nil {
-			return err
-		}
-	}
-	if err := pgexec.WriteFileAs(u, p, data, mode); err != nil {
-		return fmt.Errorf("docker runtime: %w", err)
-	}
-	return nil
+	return r.envs.WriteFile(env, rel, data, mode, owner)
 }
 
 // RemoveEnv removes every instance of the environment, its filestore
@@ -234,37 +174,11 @@ func (r *Runtime) RemoveEnv(ctx context.Context, env string) error {
 	if err := r.cli.NetworkRemove(ctx, NetworkName(env)); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("docker runtime: remove network %s: %w", NetworkName(env), err)
 	}
-	dir := r.envDir(env)
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("docker runtime: remove %s: %w", dir, err)
-	}
-	return nil
+	return r.envs.Remove(env)
 }
 
-func asRunAs(o runtime.Owner) pgexec.RunAs {
-	return pgexec.RunAs{UID: o.UID, GID: o.GID, Name: o.Name, Set: true}
-}
-
-// chownTree gives root and everything below it (symlinks themselves, never
-// followed) to uid:gid, touching only what is not already theirs.
-func chownTree(root string, uid, gid int) error {
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
-			return nil
-		}
-		return os.Lchown(path, uid, gid)
-	})
+// envTaken is the error for an environment-level path that starts with an
+// instance's name.
+func envTaken(env, rel string, _ runtime.Role) error {
+	return fmt.Errorf("docker runtime: %s/%s is an instance's name", env, rel)
 }

@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"pgdeck/provisioner/runtime"
+	"pgdeck/provisioner/runtime/local/pgexec"
 )
 
 // oneShot is a container that runs one command to its end (initdb,
@@ -30,9 +30,6 @@ type oneShot struct {
 	env     []string
 	mounts  []mount.Mount
 }
-
-// logTailLines bounds what runOnce keeps of a command's output.
-const logTailLines = 20
 
 // runOnce runs o to its end, handing each output line (split at line feeds
 // and carriage returns) to onLine (nil: none), and returns the last lines
@@ -75,14 +72,12 @@ func (r *Runtime) runOnce(ctx context.Context, o oneShot, onLine func(string) bo
 	if err != nil {
 		return "", fmt.Errorf("logs of %s: %w", o.cmd[0], err)
 	}
-	if onLine == nil {
-		onLine = func(string) bool { return false }
-	}
-	lw := &lineWriter{onLine: onLine}
+	// stdcopy writes from one goroutine, as LineWriter wants.
+	lw := pgexec.NewLineWriter(onLine)
 	_, copyErr := stdcopy.StdCopy(lw, lw, logs)
 	logs.Close()
-	lw.flush()
-	tail := strings.Join(lw.tail, "\n")
+	lw.Flush()
+	tail := lw.Tail()
 	if ctx.Err() != nil {
 		return tail, ctx.Err()
 	}
@@ -99,43 +94,6 @@ func (r *Runtime) runOnce(ctx context.Context, o oneShot, onLine func(string) bo
 		return tail, fmt.Errorf("logs of %s: %w", o.cmd[0], copyErr)
 	}
 	return tail, nil
-}
-
-// lineWriter splits what a program writes into lines; stdcopy writes from
-// one goroutine.
-type lineWriter struct {
-	onLine func(string) bool
-	buf    []byte
-	tail   []string
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexAny(w.buf, "\r\n")
-		if i < 0 {
-			return len(p), nil
-		}
-		w.line(string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
-	}
-}
-
-func (w *lineWriter) flush() {
-	if len(w.buf) > 0 {
-		w.line(string(w.buf))
-		w.buf = nil
-	}
-}
-
-func (w *lineWriter) line(l string) {
-	if strings.TrimSpace(l) == "" || w.onLine(l) {
-		return
-	}
-	w.tail = append(w.tail, strings.TrimSpace(l))
-	if len(w.tail) > logTailLines {
-		w.tail = w.tail[len(w.tail)-logTailLines:]
-	}
 }
 
 // probe is what an image holds: where its PostgreSQL binaries are and

@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"pgdeck/provisioner/runtime"
+	"pgdeck/provisioner/runtime/envdir"
 	"pgdeck/provisioner/runtime/local/pgexec"
 )
 
@@ -59,6 +60,9 @@ type Runtime struct {
 	pgbouncerBin string
 	user         pgexec.RunAs
 	log          *slog.Logger
+	// envs are the environments' own files, beside their instances'
+	// folders.
+	envs envdir.Dirs
 
 	mu    sync.Mutex
 	locks map[runtime.InstanceID]*sync.Mutex
@@ -95,12 +99,14 @@ func New(cfg Config) (*Runtime, error) {
 	if err := user.EnsureTraversable(filepath.Join(root, "x"), logger); err != nil {
 		return nil, fmt.Errorf("local runtime: %w", err)
 	}
+	logger = logger.With("runtime", "local")
 	return &Runtime{
 		root:         root,
 		binDir:       binDir,
 		pgbouncerBin: cfg.PgBouncerBin,
 		user:         user,
-		log:          logger.With("runtime", "local"),
+		log:          logger,
+		envs:         envdir.Dirs{Root: root, Runtime: "local runtime", Taken: envTaken, Log: logger},
 		locks:        map[runtime.InstanceID]*sync.Mutex{},
 	}, nil
 }

@@ -1,15 +1,12 @@
 package pgexec
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	goruntime "runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -50,7 +47,7 @@ func (c *Cluster) baseBackup(ctx context.Context, bin string, opt InitOptions) e
 		"--verbose",
 	}
 	start := time.Now()
-	output, err := c.runProgress(ctx, env, progressFunc(s.Progress), bin, args...)
+	output, err := c.runProgress(ctx, env, ProgressFunc(s.Progress), bin, args...)
 	if err != nil {
 		return fail(fmt.Errorf("pgexec: pg_basebackup from %s:%d into %s: %w: %s", s.Host, s.Port, c.DataDir, err, output))
 	}
@@ -64,39 +61,6 @@ func (c *Cluster) baseBackup(ctx context.Context, bin string, opt InitOptions) e
 		"primary", s.Host+":"+strconv.Itoa(s.Port), "slot", s.Slot, "duration", time.Since(start).Round(time.Millisecond))
 	return nil
 }
-
-// progressLine matches pg_basebackup's --progress report, e.g.
-// "  1234/22433 kB (5%), 0/1 tablespace (…)".
-var progressLine = regexp.MustCompile(`^\s*(\d+)/(\d+) kB \(\d+%\)`)
-
-// parseProgress returns the bytes done and expected in a --progress line.
-func parseProgress(line string) (done, total int64, ok bool) {
-	m := progressLine.FindStringSubmatch(line)
-	if m == nil {
-		return 0, 0, false
-	}
-	d, err1 := strconv.ParseInt(m[1], 10, 64)
-	t, err2 := strconv.ParseInt(m[2], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, 0, false
-	}
-	return d * 1024, t * 1024, true
-}
-
-// progressFunc turns a Progress callback into a line handler that reports
-// progress lines and says which lines it took.
-func progressFunc(report func(done, total int64)) func(string) bool {
-	return func(line string) bool {
-		done, total, ok := parseProgress(line)
-		if ok && report != nil {
-			report(done, total)
-		}
-		return ok
-	}
-}
-
-// logTailLines bounds what runProgress keeps of a program's output.
-const logTailLines = 20
 
 // runProgress runs a program as the run-as user with env, handing each
 // output line (split at line feeds and carriage returns) to progress, and
@@ -118,11 +82,11 @@ func (c *Cluster) runProgress(ctx context.Context, env []string, progress func(s
 	cmd.SysProcAttr = attr
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second
-	out := &lineWriter{onLine: progress}
+	out := NewLineWriter(progress)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	err := cmd.Run()
-	out.flush()
+	out.Flush()
 	if err != nil && cmd.Process != nil {
 		// A background WAL receiver may outlive its parent.
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -130,42 +94,5 @@ func (c *Cluster) runProgress(ctx context.Context, env []string, progress func(s
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 	}
-	return strings.Join(out.tail, "\n"), err
-}
-
-// lineWriter splits what a program writes into lines; exec calls Write from
-// one goroutine at a time when Stdout and Stderr are the same writer.
-type lineWriter struct {
-	onLine func(string) bool
-	buf    []byte
-	tail   []string
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexAny(w.buf, "\r\n")
-		if i < 0 {
-			return len(p), nil
-		}
-		w.line(string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
-	}
-}
-
-func (w *lineWriter) flush() {
-	if len(w.buf) > 0 {
-		w.line(string(w.buf))
-		w.buf = nil
-	}
-}
-
-func (w *lineWriter) line(l string) {
-	if strings.TrimSpace(l) == "" || w.onLine(l) {
-		return
-	}
-	w.tail = append(w.tail, strings.TrimSpace(l))
-	if len(w.tail) > logTailLines {
-		w.tail = w.tail[len(w.tail)-logTailLines:]
-	}
+	return out.Tail(), err
 }

@@ -1,6 +1,7 @@
 package pgexec
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,16 +11,16 @@ import (
 	"strings"
 )
 
-// confFileName is the file pgdeck owns inside the data directory; the
+// ConfFileName is the file pgdeck owns inside a data directory; the
 // generated postgresql.conf includes it at its end so that its values win
 // over initdb's (ALTER SYSTEM, in postgresql.auto.conf, still wins over it).
-const confFileName = "pgdeck.conf"
+const ConfFileName = "pgdeck.conf"
 
 // includeLine is appended once to postgresql.conf.
-const includeLine = "include_if_exists = '" + confFileName + "'\t# added by pgdeck"
+const includeLine = "include_if_exists = '" + ConfFileName + "'\t# added by pgdeck"
 
-// managedSettings are set from Cluster fields and may not come from
-// InitOptions.Conf.
+// managedSettings are set from ServerConf and may not come from the
+// caller's settings (InitOptions.Conf, a runtime Spec's Conf).
 var managedSettings = map[string]bool{
 	"listen_addresses":        true,
 	"port":                    true,
@@ -45,9 +46,23 @@ func quoteConfValue(v string) string {
 	return "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", "''") + "'"
 }
 
-// renderConf renders pgdeck.conf: the settings from extra first (sorted),
-// then the ones the cluster manages, then a standby's when standby is set.
-func (c *Cluster) renderConf(extra map[string]string, standby *StandbyOptions) (string, error) {
+// ServerConf is what the runtime itself sets in pgdeck.conf: where the
+// server listens and, for a standby, what it streams from.
+type ServerConf struct {
+	ListenAddresses string
+	Port            int
+	SocketDir       string
+	// PrimaryConninfo, when set, makes the server a hot standby streaming
+	// through PrimarySlot; it holds no password.
+	PrimaryConninfo string
+	PrimarySlot     string
+}
+
+// RenderConf renders pgdeck.conf: the settings from extra first (sorted),
+// then the ones s manages, then a standby's when s has PrimaryConninfo. A
+// setting name PostgreSQL would not read, a managed setting in extra or a
+// value with a line break is an error.
+func RenderConf(extra map[string]string, s ServerConf) (string, error) {
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
 		keys = append(keys, k)
@@ -69,33 +84,32 @@ func (c *Cluster) renderConf(extra map[string]string, standby *StandbyOptions) (
 		}
 		fmt.Fprintf(&b, "%s = %s\n", name, quoteConfValue(v))
 	}
-	sockDir := c.SocketDir
+	sockDir := s.SocketDir
 	if strings.ContainsAny(sockDir, ", \t\"") {
 		// unix_socket_directories is a comma-separated list whose items
 		// may be double-quoted.
 		sockDir = `"` + sockDir + `"`
 	}
-	fmt.Fprintf(&b, "listen_addresses = %s\n", quoteConfValue(c.ListenAddress))
-	fmt.Fprintf(&b, "port = %d\n", c.Port)
+	fmt.Fprintf(&b, "listen_addresses = %s\n", quoteConfValue(s.ListenAddresses))
+	fmt.Fprintf(&b, "port = %d\n", s.Port)
 	fmt.Fprintf(&b, "unix_socket_directories = %s\n", quoteConfValue(sockDir))
 	b.WriteString("unix_socket_permissions = 0700\n")
-	if standby != nil {
-		fmt.Fprintf(&b, "primary_conninfo = %s\n", quoteConfValue(standby.conninfo()))
-		fmt.Fprintf(&b, "primary_slot_name = %s\n", quoteConfValue(standby.Slot))
+	if s.PrimaryConninfo != "" {
+		fmt.Fprintf(&b, "primary_conninfo = %s\n", quoteConfValue(s.PrimaryConninfo))
+		fmt.Fprintf(&b, "primary_slot_name = %s\n", quoteConfValue(s.PrimarySlot))
 		b.WriteString("hot_standby = on\n")
 	}
 	return b.String(), nil
 }
 
-// renderHBA renders pg_hba.conf: local trust for the superuser over the
-// socket (which only the run-as user can open), then the caller's lines.
-func (c *Cluster) renderHBA(lines []string) (string, error) {
-	su := c.superuser()
+// RenderHBA renders pg_hba.conf: local trust for superuser over the socket
+// (which only the server's OS user can open), then the caller's lines.
+func RenderHBA(superuser string, lines []string) (string, error) {
 	var b strings.Builder
 	b.WriteString("# Written by pgdeck; edits here are overwritten.\n")
 	b.WriteString("# TYPE  DATABASE     USER  ADDRESS  METHOD\n")
-	fmt.Fprintf(&b, "local   all          %s  trust\n", su)
-	fmt.Fprintf(&b, "local   replication  %s  trust\n", su)
+	fmt.Fprintf(&b, "local   all          %s  trust\n", superuser)
+	fmt.Fprintf(&b, "local   replication  %s  trust\n", superuser)
 	for _, l := range lines {
 		if strings.ContainsAny(l, "\n\r\x00") {
 			return "", fmt.Errorf("pg_hba line %q contains a line break", l)
@@ -104,6 +118,32 @@ func (c *Cluster) renderHBA(lines []string) (string, error) {
 		b.WriteByte('\n')
 	}
 	return b.String(), nil
+}
+
+// IncludeConf returns postgresql.conf's content cur with the line that
+// includes pgdeck.conf appended, and false when cur already has it.
+func IncludeConf(cur []byte) ([]byte, bool) {
+	if bytes.Contains(cur, []byte(includeLine)) {
+		return cur, false
+	}
+	if len(cur) > 0 && cur[len(cur)-1] != '\n' {
+		cur = append(cur, '\n')
+	}
+	return append(cur, []byte("\n"+includeLine+"\n")...), true
+}
+
+// renderConf renders the cluster's pgdeck.conf (see RenderConf).
+func (c *Cluster) renderConf(extra map[string]string, standby *StandbyOptions) (string, error) {
+	s := ServerConf{ListenAddresses: c.ListenAddress, Port: c.Port, SocketDir: c.SocketDir}
+	if standby != nil {
+		s.PrimaryConninfo, s.PrimarySlot = standby.conninfo(), standby.Slot
+	}
+	return RenderConf(extra, s)
+}
+
+// renderHBA renders the cluster's pg_hba.conf (see RenderHBA).
+func (c *Cluster) renderHBA(lines []string) (string, error) {
+	return RenderHBA(c.superuser(), lines)
 }
 
 // writeSettings writes pgdeck.conf and pg_hba.conf into the data directory
@@ -127,7 +167,7 @@ func (c *Cluster) writeSettings(dir string, opt InitOptions) error {
 			return err
 		}
 	}
-	if err := c.writeFile(filepath.Join(dir, confFileName), []byte(conf), 0o600); err != nil {
+	if err := c.writeFile(filepath.Join(dir, ConfFileName), []byte(conf), 0o600); err != nil {
 		return err
 	}
 	if err := c.writeFile(filepath.Join(dir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
@@ -138,13 +178,10 @@ func (c *Cluster) writeSettings(dir string, opt InitOptions) error {
 	if err != nil {
 		return err
 	}
-	if strings.Contains(string(cur), includeLine) {
+	cur, changed := IncludeConf(cur)
+	if !changed {
 		return nil
 	}
-	if len(cur) > 0 && cur[len(cur)-1] != '\n' {
-		cur = append(cur, '\n')
-	}
-	cur = append(cur, []byte("\n"+includeLine+"\n")...)
 	return c.writeFile(main, cur, 0o600)
 }
 
@@ -191,9 +228,9 @@ func WriteFileAs(u RunAs, path string, data []byte, mode os.FileMode) error {
 // ReadPort returns the port written in dataDir's pgdeck.conf, the one
 // record of where a local instance listens.
 func ReadPort(dataDir string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, confFileName))
+	b, err := os.ReadFile(filepath.Join(dataDir, ConfFileName))
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", confFileName, err)
+		return 0, fmt.Errorf("read %s: %w", ConfFileName, err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, "=")
@@ -202,9 +239,9 @@ func ReadPort(dataDir string) (int, error) {
 		}
 		port, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil || port < 1 || port > 65535 {
-			return 0, fmt.Errorf("%s: invalid port %q", confFileName, strings.TrimSpace(v))
+			return 0, fmt.Errorf("%s: invalid port %q", ConfFileName, strings.TrimSpace(v))
 		}
 		return port, nil
 	}
-	return 0, fmt.Errorf("%s: no port", confFileName)
+	return 0, fmt.Errorf("%s: no port", ConfFileName)
 }

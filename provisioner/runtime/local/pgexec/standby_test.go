@@ -34,16 +34,16 @@ func TestParseProgress(t *testing.T) {
 
 func TestLineWriterSplitsCarriageReturns(t *testing.T) {
 	var progress []string
-	w := &lineWriter{onLine: func(l string) bool {
+	w := NewLineWriter(func(l string) bool {
 		_, _, ok := parseProgress(l)
 		if ok {
 			progress = append(progress, l)
 		}
 		return ok
-	}}
+	})
 	w.Write([]byte("pg_basebackup: starting\n 1/10 kB (10%), 0/1 tablespace\r 10/1"))
 	w.Write([]byte("0 kB (100%), 1/1 tablespace\npg_basebackup: error: boom"))
-	w.flush()
+	w.Flush()
 	if len(progress) != 2 {
 		t.Errorf("progress lines = %q, want 2", progress)
 	}

@@ -225,13 +225,14 @@ type ServerInput struct {
 	StorageBytes  int64
 }
 
-var serverNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+var slugRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
 // maxPEM bounds each TLS file.
 const maxPEM = 64 << 10
 
-// CheckServerName returns a message when name cannot name a server.
-func CheckServerName(name string) string {
+// CheckSlug returns a message when name is not a DNS-safe slug of 3–40
+// characters: the rule for the names of environments and servers.
+func CheckSlug(name string) string {
 	switch {
 	case name == "":
 		return "Enter a name."
@@ -239,12 +240,18 @@ func CheckServerName(name string) string {
 		return "Use at least 3 characters."
 	case len(name) > 40:
 		return "Use at most 40 characters."
-	case !serverNameRE.MatchString(name):
+	case !slugRE.MatchString(name):
 		return "Use only lower-case letters a–z, digits 0–9 and '-', not at the start or end."
-	case name == store.BuiltinServer:
-		return "This name is this host's own server. Choose another."
 	}
 	return ""
+}
+
+// CheckServerName returns a message when name cannot name a server.
+func CheckServerName(name string) string {
+	if name == store.BuiltinServer {
+		return "This name is this host's own server. Choose another."
+	}
+	return CheckSlug(name)
 }
 
 // CheckDockerHost returns a message when h is not a Docker endpoint pgdeck

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"regexp"
 	"slices"
 	"strings"
 
@@ -15,7 +14,6 @@ var (
 	odooVersions = []string{"16.0", "17.0", "18.0", "19.0"}
 	stages       = []string{"production", "staging", "development"}
 	plans        = []string{"starter", "pro", "enterprise"}
-	nameRE       = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 	// reservedNames would collide with pages under /environments/ ("new")
 	// or with the databases every PostgreSQL cluster has (an environment's
 	// database is named after it).
@@ -32,18 +30,13 @@ type environmentInput struct {
 	Server string `json:"server"`
 }
 
-// validateName returns a message when name is not a DNS-safe slug of 3–40 characters.
+// validateName returns a message when name is not a DNS-safe slug of 3–40
+// characters, or is reserved.
 func validateName(name string) string {
-	switch {
-	case name == "":
-		return "Enter a name."
-	case len(name) < 3:
-		return "Use at least 3 characters."
-	case len(name) > 40:
-		return "Use at most 40 characters."
-	case !nameRE.MatchString(name):
-		return "Use only lower-case letters a–z, digits 0–9 and '-', not at the start or end."
-	case slices.Contains(reservedNames, name):
+	if msg := provisioner.CheckSlug(name); msg != "" {
+		return msg
+	}
+	if slices.Contains(reservedNames, name) {
 		return "This name is reserved. Choose another."
 	}
 	return ""

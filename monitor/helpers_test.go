@@ -197,12 +197,14 @@ func (f *fixture) createRoleAndDB(id runtime.InstanceID) error {
 	return nil
 }
 
-// makeTemplate creates a cluster with the test role and database, stops it
-// cleanly and keeps its data folder as the template of later clusters.
+// makeTemplate creates a cluster with the test role and database and the
+// monitoring role, as a deploy leaves them, stops it cleanly and keeps its
+// data folder as the template of later clusters.
 func (f *fixture) makeTemplate() {
 	f.tb.Helper()
 	f.addCluster("template")
 	id := primary("template")
+	f.createMonitorRole("template")
 	if err := f.rt.Stop(context.Background(), id); err != nil {
 		f.tb.Fatal(err)
 	}
@@ -343,13 +345,27 @@ func newHangServer(tb testing.TB) *hangServer {
 // password.
 func (f *fixture) addMonitorRole(e store.Environment, password string) store.Environment {
 	f.tb.Helper()
+	f.createMonitorRole(e.Name)
+	return f.recordMonitorRole(e, password)
+}
+
+// createMonitorRole creates the monitoring role (pg_monitor) in the
+// environment's cluster.
+func (f *fixture) createMonitorRole(name string) {
+	f.tb.Helper()
 	sql := fmt.Sprintf("SET password_encryption = 'scram-sha-256';\nCREATE ROLE %s LOGIN PASSWORD '%s';\nGRANT pg_monitor TO %s;\n",
 		testMonitorUser, testMonitorPassword, testMonitorUser)
-	out, err := f.rt.Exec(context.Background(), primary(e.Name), []byte(sql), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres")
+	out, err := f.rt.Exec(context.Background(), primary(name), []byte(sql), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres")
 	if err != nil {
-		f.tb.Fatalf("create the monitoring role in %s: %v: %s", e.Name, err, out)
+		f.tb.Fatalf("create the monitoring role in %s: %v: %s", name, err, out)
 	}
-	e, err = f.st.SetMonitorCredentials(context.Background(), e.ID, testMonitorUser, f.box.Seal(password))
+}
+
+// recordMonitorRole records the monitoring role of e in the store, with
+// password, and returns e read again.
+func (f *fixture) recordMonitorRole(e store.Environment, password string) store.Environment {
+	f.tb.Helper()
+	e, err := f.st.SetMonitorCredentials(context.Background(), e.ID, testMonitorUser, f.box.Seal(password))
 	if err != nil {
 		f.tb.Fatal(err)
 	}

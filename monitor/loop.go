@@ -29,6 +29,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	defer func() {
 		cancel()
 		m.checks.Wait()
+		m.conns.closeAll()
 		// Held until the last check has written its result, so that the
 		// next leader's checks never overlap ours.
 		lock.Release()
@@ -47,6 +48,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 			return nil
 		}
 		m.log.Warn("lost the connection holding the monitor lock; taking it again")
+		// Another instance may lead meanwhile: hold nothing open.
+		m.checks.Wait()
+		m.conns.closeAll()
 		lock.Release()
 	}
 }

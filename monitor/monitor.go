@@ -89,6 +89,8 @@ type Monitor struct {
 	// servers checks each server's engine first; nil when the runtime
 	// has no servers.
 	servers serverChecker
+	// conns keeps the probes' connections between rounds.
+	conns *conns
 
 	// sem caps the checks running at once, across rounds.
 	sem chan struct{}
@@ -117,12 +119,14 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, box *secret.Box, log *
 		log = slog.Default()
 	}
 	servers, _ := rt.(serverChecker)
+	cs := newConns()
 	return &Monitor{
 		cfg:      cfg,
 		servers:  servers,
+		conns:    cs,
 		st:       st,
 		log:      log.With("component", "monitor"),
-		probes:   []Probe{newPrimaryProbe(rt, box), newPoolerProbe(rt, box), newReplicaProbe(rt, box, cfg.Replica)},
+		probes:   []Probe{newPrimaryProbe(rt, box, cs), newPoolerProbe(rt, box), newReplicaProbe(rt, box, cfg.Replica, cs)},
 		sem:      make(chan struct{}, cfg.Concurrency),
 		inFlight: map[store.HealthKey]bool{},
 		states:   map[store.HealthKey]*state{},

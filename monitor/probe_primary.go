@@ -25,6 +25,8 @@ const desiredStopped = "stopped"
 type primaryProbe struct {
 	rt  runtime.Runtime
 	box *secret.Box
+	// conns keeps the monitoring role's connections between checks.
+	conns *conns
 	// connBase holds the connection settings shared by every check.
 	connBase *pgx.ConnConfig
 	connErr  error
@@ -32,8 +34,8 @@ type primaryProbe struct {
 	tuned []string
 }
 
-func newPrimaryProbe(rt runtime.Runtime, box *secret.Box) *primaryProbe {
-	p := &primaryProbe{rt: rt, box: box, tuned: render.TunedParameters()}
+func newPrimaryProbe(rt runtime.Runtime, box *secret.Box, cs *conns) *primaryProbe {
+	p := &primaryProbe{rt: rt, box: box, conns: cs, tuned: render.TunedParameters()}
 	p.connBase, p.connErr = newConnBase()
 	return p
 }
@@ -116,8 +118,8 @@ type login struct {
 	db     string
 }
 
-// read connects over TCP and reads the figures and settings in one round
-// trip.
+// read reads the figures and settings in one round trip, on the
+// monitoring role's kept connection or a new one over TCP.
 func (p *primaryProbe) read(ctx context.Context, e store.Environment) (Figures, error) {
 	var f Figures
 	if p.connErr != nil {
@@ -128,20 +130,28 @@ func (p *primaryProbe) read(ctx context.Context, e store.Environment) (Figures, 
 	if port == 0 {
 		return f, errors.New("the runtime knows no address for it")
 	}
-	var conn *pgx.Conn
 	var err error
 	for _, l := range credentials(e) {
-		conn, err = p.connect(ctx, host, port, l)
+		key := connKey{env: e.ID, host: host, port: port, user: l.user, sealed: string(l.sealed), db: l.db}
+		dial := func(ctx context.Context) (*pgx.Conn, error) { return p.connect(ctx, host, port, l) }
+		err = p.conns.use(ctx, key, keeps(l), dial, func(conn *pgx.Conn) error {
+			var qerr error
+			f, qerr = p.query(ctx, conn, e)
+			return qerr
+		})
 		// A redeploy cut short may have recorded the monitoring role
 		// before making it: then Odoo's role still answers.
 		if err == nil || !isAuthFailure(err) {
 			break
 		}
 	}
-	if err != nil {
-		return f, err
-	}
-	defer conn.Close(ctx)
+	return f, err
+}
+
+// query reads the figures and the tuned parameters' settings in one round
+// trip.
+func (p *primaryProbe) query(ctx context.Context, conn *pgx.Conn, e store.Environment) (Figures, error) {
+	var f Figures
 	started := new(time.Time)
 	// Both queries go in one simple-protocol message: one round trip.
 	b := &pgx.Batch{}

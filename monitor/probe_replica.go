@@ -37,12 +37,13 @@ type replicaProbe struct {
 	rt       runtime.Runtime
 	box      *secret.Box
 	th       ReplicaThresholds
+	conns    *conns
 	connBase *pgx.ConnConfig
 	connErr  error
 }
 
-func newReplicaProbe(rt runtime.Runtime, box *secret.Box, th ReplicaThresholds) *replicaProbe {
-	p := &replicaProbe{rt: rt, box: box, th: th.withDefaults()}
+func newReplicaProbe(rt runtime.Runtime, box *secret.Box, th ReplicaThresholds, cs *conns) *replicaProbe {
+	p := &replicaProbe{rt: rt, box: box, th: th.withDefaults(), conns: cs}
 	p.connBase, p.connErr = newConnBase()
 	return p
 }
@@ -84,7 +85,7 @@ func (p *replicaProbe) Check(ctx context.Context, e store.Environment) Result {
 	}
 
 	id := runtime.InstanceID{Env: e.Name, Role: runtime.RoleReplica}
-	rr, rerr := p.readReplica(ctx, id, me)
+	rr, rerr := p.readReplica(ctx, e, id, me)
 	if ctx.Err() != nil {
 		// Out of time: the monitor records it as such.
 		err := rerr
@@ -166,18 +167,30 @@ func (p *replicaProbe) whyDown(ctx context.Context, id runtime.InstanceID, err e
 	}
 }
 
-// connect opens a connection to the instance as l.
-func (p *replicaProbe) connect(ctx context.Context, id runtime.InstanceID, l login) (*pgx.Conn, error) {
+// on runs fn on a connection to the instance as l: the kept one, or a new
+// one.
+func (p *replicaProbe) on(ctx context.Context, e store.Environment, id runtime.InstanceID, l login, fn func(*pgx.Conn) error) error {
 	host, port := p.rt.Address(id)
 	if port == 0 {
-		return nil, errors.New("the runtime knows no address for it")
+		return errors.New("the runtime knows no address for it")
 	}
-	conn, err := dial(ctx, p.connBase, p.box, host, port, l)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s at %s: %s", id.Role, net.JoinHostPort(host, strconv.Itoa(port)), cause(err))
+	key := connKey{env: e.ID, host: host, port: port, user: l.user, sealed: string(l.sealed), db: l.db}
+	dial := func(ctx context.Context) (*pgx.Conn, error) {
+		conn, err := dial(ctx, p.connBase, p.box, host, port, l)
+		if err != nil {
+			return nil, &dialError{fmt.Errorf("connect to %s at %s: %s", id.Role, net.JoinHostPort(host, strconv.Itoa(port)), cause(err))}
+		}
+		return conn, nil
 	}
-	return conn, nil
+	return p.conns.use(ctx, key, keeps(l), dial, fn)
 }
+
+// dialError is a connection that could not be opened, as opposed to a
+// query that failed on one.
+type dialError struct{ err error }
+
+func (d *dialError) Error() string { return d.err.Error() }
+func (d *dialError) Unwrap() error { return d.err }
 
 // primaryView is what the primary says of its replica. LSNs are bytes
 // from 0/0.
@@ -199,14 +212,22 @@ type primaryView struct {
 // replica's pg_stat_replication row and its slot, in one query.
 func (p *replicaProbe) readPrimary(ctx context.Context, e store.Environment, l login) (primaryView, error) {
 	var v primaryView
-	conn, err := p.connect(ctx, runtime.InstanceID{Env: e.Name, Role: runtime.RolePrimary}, l)
-	if err != nil {
-		return v, err
+	err := p.on(ctx, e, runtime.InstanceID{Env: e.Name, Role: runtime.RolePrimary}, l, func(conn *pgx.Conn) error {
+		v = primaryView{}
+		return p.queryPrimary(ctx, conn, e, &v)
+	})
+	var d *dialError
+	if err != nil && !errors.As(err, &d) {
+		return v, fmt.Errorf("query the primary: %s", cause(err))
 	}
-	defer conn.Close(ctx)
+	return v, err
+}
+
+// queryPrimary reads the primary's side of the replica into v.
+func (p *replicaProbe) queryPrimary(ctx context.Context, conn *pgx.Conn, e store.Environment, v *primaryView) error {
 	// pid, not state, says whether the row exists: a role without
 	// pg_read_all_stats sees the row with every other column NULL.
-	err = conn.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8,
+	return conn.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8,
 			(SELECT timeline_id FROM pg_control_checkpoint())::int8,
 			r.pid IS NOT NULL, coalesce(r.state, ''),
 			pg_wal_lsn_diff(r.replay_lsn, '0/0')::int8, extract(epoch FROM r.replay_lag)::float8,
@@ -218,10 +239,6 @@ func (p *replicaProbe) readPrimary(ctx context.Context, e store.Environment, l l
 		runtime.ReplicaApplicationName(e.Name), runtime.ReplicaSlot).
 		Scan(&v.currentLSN, &v.tli, &v.sender, &v.senderState, &v.senderReplayLSN, &v.replayLag,
 			&v.slotFound, &v.slotActive, &v.walStatus, &v.safeWAL)
-	if err != nil {
-		return v, fmt.Errorf("query the primary: %s", cause(err))
-	}
-	return v, nil
 }
 
 // replicaView is what the replica says of itself. LSNs are bytes from 0/0.
@@ -239,17 +256,25 @@ type replicaView struct {
 
 // readReplica reads the replica's recovery, WAL receiver and replay state
 // in one query.
-func (p *replicaProbe) readReplica(ctx context.Context, id runtime.InstanceID, l login) (replicaView, error) {
+func (p *replicaProbe) readReplica(ctx context.Context, e store.Environment, id runtime.InstanceID, l login) (replicaView, error) {
 	var v replicaView
-	conn, err := p.connect(ctx, id, l)
-	if err != nil {
-		return v, err
+	err := p.on(ctx, e, id, l, func(conn *pgx.Conn) error {
+		v = replicaView{}
+		return queryReplica(ctx, conn, &v)
+	})
+	var d *dialError
+	if err != nil && !errors.As(err, &d) {
+		return v, fmt.Errorf("query the replica: %s", cause(err))
 	}
-	defer conn.Close(ctx)
+	return v, err
+}
+
+// queryReplica reads the replica's side into v.
+func queryReplica(ctx context.Context, conn *pgx.Conn, v *replicaView) error {
 	// pg_stat_wal_receiver has a row only while a WAL receiver runs.
 	// pg_get_wal_replay_pause_state() fails outside recovery.
 	v.startedAt = new(time.Time)
-	err = conn.QueryRow(ctx, `SELECT pg_is_in_recovery(), current_setting('server_version'), pg_postmaster_start_time(),
+	return conn.QueryRow(ctx, `SELECT pg_is_in_recovery(), current_setting('server_version'), pg_postmaster_start_time(),
 			coalesce(w.status, ''), coalesce(w.received_tli, 0)::int8,
 			pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::int8,
 			pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::int8,
@@ -258,8 +283,4 @@ func (p *replicaProbe) readReplica(ctx context.Context, id runtime.InstanceID, l
 		FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS w ON true`).
 		Scan(&v.inRecovery, &v.version, v.startedAt, &v.receiverStatus, &v.receivedTLI,
 			&v.receiveLSN, &v.replayLSN, &v.replayAge, &v.pauseState)
-	if err != nil {
-		return v, fmt.Errorf("query the replica: %s", cause(err))
-	}
-	return v, nil
 }

@@ -147,7 +147,7 @@ func TestReplicaProbe(t *testing.T) {
 		// With the small time thresholds, paused replay is also late in
 		// time: replay_lag keeps growing while the position stands still.
 		// (as of the replica's last reply: wal_receiver_status_interval).
-		p := newReplicaProbe(f.runtime(), f.box, m.cfg.Replica)
+		p := newReplicaProbe(f.runtime(), f.box, m.cfg.Replica, newConns())
 		testkit.Eventually(t, "paused replay is seconds behind", 10*time.Second, func() (bool, string) {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()

@@ -106,7 +106,7 @@ func TestPrimaryProbeLogsInAsTheMonitoringRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	env = f.addMonitorRole(env, testMonitorPassword)
-	probe := newPrimaryProbe(f.runtime(), f.box)
+	probe := newPrimaryProbe(f.runtime(), f.box, newConns())
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	r := probe.Check(cctx, env)

@@ -125,6 +125,9 @@ func (m *Monitor) seed(ctx context.Context, deployed []store.Environment) (map[s
 		}
 	}
 	m.mu.Unlock()
+	// Connections of environments gone or no longer deployed, and those
+	// unused for a few rounds, are closed.
+	m.conns.retain(func(env int64) bool { return present[env] }, time.Now().Add(-3*m.cfg.Interval-m.cfg.Timeout))
 	if !need {
 		return nil, nil
 	}

@@ -354,6 +354,9 @@ func (p *Provisioner) RegisterServer(ctx context.Context, in ServerInput) (store
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := d.Ping(cctx); err != nil {
+		if msg := tlsRefusal(err); msg != "" {
+			return store.Server{}, invalidServer("tls", msg)
+		}
 		return store.Server{}, invalidServer("docker_host", "The Docker engine at "+in.DockerHost+" does not answer: "+engineReason(err))
 	}
 	c, err := d.Capacity(cctx)
@@ -406,6 +409,20 @@ func engineReason(err error) string {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg
+}
+
+// tlsRefusal says which side of a TLS endpoint refused the other, or ""
+// when err is not a TLS refusal. The Docker client keeps only the text of
+// the handshake's error.
+func tlsRefusal(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "x509:"):
+		return "pgdeck does not trust the engine's certificate with this CA certificate (it must be the CA that signed dockerd's --tlscert): " + engineReason(err)
+	case strings.Contains(msg, "remote error: tls:"):
+		return "The engine refused pgdeck's client certificate (it must be signed by the CA dockerd was started with, --tlscacert): " + engineReason(err)
+	}
+	return ""
 }
 
 // ErrBuiltinServer is returned when the built-in server is to be removed.

@@ -18,6 +18,7 @@ import (
 	"pgdeck/monitor"
 	"pgdeck/provisioner"
 	"pgdeck/provisioner/render"
+	"pgdeck/provisioner/runtime"
 	"pgdeck/provisioner/runtime/fleet"
 	"pgdeck/store"
 )
@@ -30,14 +31,21 @@ type serversHarness struct {
 	image   string
 	servers *provisioner.Servers
 	fleet   *fleet.Fleet
+	// builtin is the built-in server's own runtime (A's).
+	builtin runtime.Runtime
 }
 
 func newServersHarness(t *testing.T, builtin store.Server) *serversHarness {
 	t.Helper()
 	a := dockertest.Engine(t)
+	return newServersHarnessOn(t, builtin, a, dockertest.Engine(t))
+}
+
+// newServersHarnessOn is newServersHarness on engines the test started.
+func newServersHarnessOn(t *testing.T, builtin store.Server, a, b *dockertest.Daemon) *serversHarness {
+	t.Helper()
 	h := newDockerHarnessOn(t, a)
 	image := dockertest.Image(t, a)
-	b := dockertest.Engine(t)
 	dockertest.Image(t, b)
 	rt := h.rt
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -56,7 +64,7 @@ func newServersHarness(t *testing.T, builtin store.Server) *serversHarness {
 		BackupDir: h.backups, PgRestore: h.pgRestore,
 		Capacity: render.Resources{Memory: builtin.MemoryBytes, CPUs: builtin.CPUs, Storage: builtin.StorageBytes},
 	}, h.st, fl, h.box, log, provisioner.WithServers(servers))
-	return &serversHarness{harness: h, a: a, b: b, image: image, servers: servers, fleet: fl}
+	return &serversHarness{harness: h, a: a, b: b, image: image, servers: servers, fleet: fl, builtin: rt}
 }
 
 // createOn creates an environment where PlaceEnvironment puts it (choice

@@ -45,6 +45,13 @@ type Daemon struct {
 	// Pool is the address pool its networks take subnets from
 	// (10.X.0.0/16, /24 each).
 	Pool string
+	// TCP is the daemon's TLS endpoint ("tcp://127.0.0.1:port", client
+	// certificates required) when it was started by EngineTLS, and TLS
+	// what a client of it holds; empty otherwise.
+	TCP string
+	TLS TLSFiles
+	// tlsArgs are dockerd's arguments for the TLS endpoint.
+	tlsArgs []string
 
 	poolLock *os.File
 	// holds says the daemon counts in the machine lock until Close.
@@ -58,7 +65,21 @@ type Daemon struct {
 // and stops it, removing its folder, when the test ends.
 func Engine(t testing.TB) *Daemon {
 	t.Helper()
-	d, err := Start()
+	return engine(t, false)
+}
+
+// EngineTLS is Engine with a second endpoint on 127.0.0.1 over TLS that
+// requires a client certificate (dockerd --tlsverify), as a remote Docker
+// host is reached: Daemon.TCP and Daemon.TLS say where and with what. The
+// unix socket (Host) stays, for the test's own client.
+func EngineTLS(t testing.TB) *Daemon {
+	t.Helper()
+	return engine(t, true)
+}
+
+func engine(t testing.TB, withTLS bool) *Daemon {
+	t.Helper()
+	d, err := start(withTLS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +95,9 @@ func Engine(t testing.TB) *Daemon {
 // the unix socket paths below it) on an address pool no other private
 // engine on this machine uses, and waits until it answers. Close stops it.
 // For TestMain, where there is no testing.T.
-func Start() (*Daemon, error) {
+func Start() (*Daemon, error) { return start(false) }
+
+func start(withTLS bool) (*Daemon, error) {
 	if err := EnsureTools(); err != nil {
 		return nil, err
 	}
@@ -91,6 +114,12 @@ func Start() (*Daemon, error) {
 		os.RemoveAll(dir)
 		releaseMachine()
 		return nil, err
+	}
+	if withTLS {
+		if d.TLS, d.TCP, d.tlsArgs, err = setupTLS(dir); err != nil {
+			d.Close()
+			return nil, err
+		}
 	}
 	if err := d.start(); err != nil {
 		d.Close()
@@ -129,6 +158,7 @@ func (d *Daemon) start() error {
 		"--shutdown-timeout", "10",
 		"--log-level", "warn",
 	)
+	cmd.Args = append(cmd.Args, d.tlsArgs...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The daemon dies with the test binary, even when it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}

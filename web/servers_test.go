@@ -585,3 +585,46 @@ func TestRegisterDockerServer(t *testing.T) {
 		t.Errorf("server.register entries = %d, %v", entries, err)
 	}
 }
+
+// TestRegisterDockerServerOverTLS: the API registers a Docker host over
+// tcp with its TLS files as JSON strings; certificates the engine refuses
+// are answered 422 beside tls and nothing is stored; the server's answer
+// and the page never show the key or the certificates.
+func TestRegisterDockerServerOverTLS(t *testing.T) {
+	t.Parallel()
+	d := dockertest.EngineTLS(t)
+	dockertest.Image(t, d)
+	a := newServersApp(t)
+	owner := a.token(a.user("owner@example.com", store.RoleOwner))
+	untrusted, err := dockertest.UntrustedTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bad := a.api(http.MethodPost, "/api/v1/servers", owner, serverJSON(map[string]any{"name": "dock-tls", "docker_host": d.TCP,
+		"tls_ca": string(d.TLS.CA), "tls_cert": string(untrusted.Cert), "tls_key": string(untrusted.Key)})).want(t, http.StatusUnprocessableEntity)
+	if !strings.Contains(bad.fields()["tls"], "refused pgdeck's client certificate") {
+		t.Errorf("a client certificate the engine does not know: %s", bad.Raw)
+	}
+	if svs, _ := a.st.ListServers(context.Background()); len(svs) != 1 {
+		t.Fatalf("a refused registration left servers: %+v", svs)
+	}
+
+	r := a.api(http.MethodPost, "/api/v1/servers", owner, serverJSON(map[string]any{"name": "dock-tls", "docker_host": d.TCP,
+		"tls_ca": string(d.TLS.CA), "tls_cert": string(d.TLS.Cert), "tls_key": string(d.TLS.Key)})).want(t, http.StatusCreated)
+	if r.str("status") != "online" || r.str("docker_host") != d.TCP {
+		t.Fatalf("registered: %s", r.Raw)
+	}
+	got := a.api(http.MethodGet, "/api/v1/servers/dock-tls", owner, "").want(t, http.StatusOK)
+	c := a.clientFrom("192.0.2.13")
+	c.login(t, "owner@example.com")
+	page := c.get("/servers").want(t, http.StatusOK)
+	if page.Find(`[data-testid=server-row][data-name="dock-tls"]`).Length() != 1 {
+		t.Error("the page does not list dock-tls")
+	}
+	for what, body := range map[string]string{"POST answer": r.Raw, "GET answer": got.Raw, "page": page.Body} {
+		if strings.Contains(body, "BEGIN") || strings.Contains(body, string(d.TLS.Key[40:80])) {
+			t.Errorf("the %s shows TLS material", what)
+		}
+	}
+}

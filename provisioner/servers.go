@@ -359,6 +359,9 @@ func (p *Provisioner) RegisterServer(ctx context.Context, in ServerInput) (store
 		}
 		return store.Server{}, invalidServer("docker_host", "The Docker engine at "+in.DockerHost+" does not answer: "+engineReason(err))
 	}
+	if other := p.sameEngine(cctx, d, svs); other != "" {
+		return store.Server{}, invalidServer("docker_host", "This engine is already server "+other+", at another endpoint: one engine is one server, or its capacity would count twice.")
+	}
 	c, err := d.Capacity(cctx)
 	if err != nil {
 		return store.Server{}, invalidServer("docker_host", "The Docker engine at "+in.DockerHost+" does not say what it has: "+engineReason(err))
@@ -409,6 +412,50 @@ func engineReason(err error) string {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg
+}
+
+// engineIdentifier is a runtime that can say which Docker engine it talks
+// to.
+type engineIdentifier interface {
+	EngineID(ctx context.Context) (string, error)
+}
+
+// sameEngine returns the name of the server among svs whose engine is the
+// one d reaches (the same engine ID at another endpoint: its unix socket
+// and its tcp port, say), or "". Servers that do not answer within ctx
+// cannot be compared and are passed over.
+func (p *Provisioner) sameEngine(ctx context.Context, d engineIdentifier, svs []store.Server) string {
+	id, err := d.EngineID(ctx)
+	if err != nil || id == "" {
+		return ""
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		match string
+	)
+	for _, sv := range svs {
+		if sv.Runtime != store.ServerDocker {
+			continue
+		}
+		rt, err := p.servers.Runtime(ctx, sv.Name)
+		if err != nil {
+			continue
+		}
+		other, ok := rt.(engineIdentifier)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			if oid, err := other.EngineID(ctx); err == nil && oid == id {
+				mu.Lock()
+				match = sv.Name
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return match
 }
 
 // tlsRefusal says which side of a TLS endpoint refused the other, or ""

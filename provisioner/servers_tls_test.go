@@ -20,7 +20,8 @@ import (
 // with TLS client certificates (dockerd --tlsverify on 127.0.0.1):
 // certificates the engine or pgdeck cannot trust are refused beside the
 // TLS field and nothing is stored; the right ones register it Online with
-// the certificates sealed in the store; an environment placed there runs
+// the certificates sealed in the store (and the same engine at its unix
+// socket is refused: one engine, one server); an environment placed there runs
 // and answers, the monitor sees both; a pgdeck started again reaches the
 // engine with the certificates it unseals from the store.
 func TestServerOverTLS(t *testing.T) {
@@ -63,6 +64,11 @@ func TestServerOverTLS(t *testing.T) {
 	}
 	if sv.Status != store.ServerOnline || sv.CPUs == 0 || sv.MemoryBytes == 0 {
 		t.Errorf("registered: %+v; want online with memory and CPUs read from the engine", sv)
+	}
+	// The same engine at its other endpoint (its unix socket) is the
+	// same server.
+	if _, err := h.p.RegisterServer(ctx, provisioner.ServerInput{Name: "remote-again", DockerHost: b.Host}); !strings.Contains(fieldErr(err, "docker_host"), "already server remote, at another endpoint") {
+		t.Errorf("the TLS engine again at its unix socket: %v", err)
 	}
 	// Sealed like passwords: no PEM text in the row.
 	var ca, cert, key []byte

@@ -28,6 +28,19 @@ func (r *Runtime) Capacity(ctx context.Context) (runtime.Resources, error) {
 	return out, nil
 }
 
+// EngineID names the engine the runtime talks to: the same engine reached
+// at two endpoints has one. docker info's ID alone is not enough: engines
+// started on one machine with the same configuration folder share it (it
+// comes from /etc/docker), so the machine's name and the engine's data
+// root are part of it.
+func (r *Runtime) EngineID(ctx context.Context) (string, error) {
+	info, err := r.cli.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("docker runtime: engine info: %w", err)
+	}
+	return info.ID + " " + info.Name + ":" + info.DockerRootDir, nil
+}
+
 // CheckImages makes sure the engine has the PostgreSQL and PgBouncer
 // images and that they hold what the runtime runs (postgres and its tools,
 // pgbouncer). Images are never pulled.

@@ -49,19 +49,24 @@ type connKey struct {
 	db     string
 }
 
-func newConns() *conns { return &conns{idle: map[connKey]kept{}} }
+// key is l's login to the server of environment env at host:port.
+func (l login) key(env int64, host string, port int) connKey {
+	return connKey{env: env, host: host, port: port, user: l.user, sealed: string(l.sealed), db: l.db}
+}
 
-// keeps reports whether connections of l are kept between checks.
-func keeps(l login) bool { return l.db == "postgres" }
+// kept reports whether connections of k are kept between checks.
+func (k connKey) kept() bool { return k.db == "postgres" }
+
+func newConns() *conns { return &conns{idle: map[connKey]kept{}} }
 
 // use runs fn on a kept connection of key, or on a new one from dial. When
 // fn fails on a kept connection (the server restarted, the session was
 // ended, the connection broke while idle) and time is left, that
 // connection is closed and fn runs once more on a new one: what the check
 // reports is what a fresh connection sees. A connection fn succeeded on
-// is kept when keep is true and closed otherwise; one it failed on is
-// closed.
-func (c *conns) use(ctx context.Context, key connKey, keep bool, dial func(context.Context) (*pgx.Conn, error), fn func(*pgx.Conn) error) error {
+// is kept when the key's are (see connKey.kept) and closed otherwise; one
+// it failed on is closed.
+func (c *conns) use(ctx context.Context, key connKey, dial func(context.Context) (*pgx.Conn, error), fn func(*pgx.Conn) error) error {
 	if conn := c.take(key); conn != nil {
 		err := fn(conn)
 		if err == nil {
@@ -81,7 +86,7 @@ func (c *conns) use(ctx context.Context, key connKey, keep bool, dial func(conte
 		closeConn(conn)
 		return err
 	}
-	if keep {
+	if key.kept() {
 		c.put(key, conn)
 	} else {
 		closeConn(conn)

@@ -132,9 +132,8 @@ func (p *primaryProbe) read(ctx context.Context, e store.Environment) (Figures, 
 	}
 	var err error
 	for _, l := range credentials(e) {
-		key := connKey{env: e.ID, host: host, port: port, user: l.user, sealed: string(l.sealed), db: l.db}
 		dial := func(ctx context.Context) (*pgx.Conn, error) { return p.connect(ctx, host, port, l) }
-		err = p.conns.use(ctx, key, keeps(l), dial, func(conn *pgx.Conn) error {
+		err = p.conns.use(ctx, l.key(e.ID, host, port), dial, func(conn *pgx.Conn) error {
 			var qerr error
 			f, qerr = p.query(ctx, conn, e)
 			return qerr

@@ -174,23 +174,15 @@ func (p *replicaProbe) on(ctx context.Context, e store.Environment, id runtime.I
 	if port == 0 {
 		return errors.New("the runtime knows no address for it")
 	}
-	key := connKey{env: e.ID, host: host, port: port, user: l.user, sealed: string(l.sealed), db: l.db}
 	dial := func(ctx context.Context) (*pgx.Conn, error) {
 		conn, err := dial(ctx, p.connBase, p.box, host, port, l)
 		if err != nil {
-			return nil, &dialError{fmt.Errorf("connect to %s at %s: %s", id.Role, net.JoinHostPort(host, strconv.Itoa(port)), cause(err))}
+			return nil, fmt.Errorf("connect to %s at %s: %s", id.Role, net.JoinHostPort(host, strconv.Itoa(port)), cause(err))
 		}
 		return conn, nil
 	}
-	return p.conns.use(ctx, key, keeps(l), dial, fn)
+	return p.conns.use(ctx, l.key(e.ID, host, port), dial, fn)
 }
-
-// dialError is a connection that could not be opened, as opposed to a
-// query that failed on one.
-type dialError struct{ err error }
-
-func (d *dialError) Error() string { return d.err.Error() }
-func (d *dialError) Unwrap() error { return d.err }
 
 // primaryView is what the primary says of its replica. LSNs are bytes
 // from 0/0.
@@ -214,12 +206,11 @@ func (p *replicaProbe) readPrimary(ctx context.Context, e store.Environment, l l
 	var v primaryView
 	err := p.on(ctx, e, runtime.InstanceID{Env: e.Name, Role: runtime.RolePrimary}, l, func(conn *pgx.Conn) error {
 		v = primaryView{}
-		return p.queryPrimary(ctx, conn, e, &v)
+		if err := p.queryPrimary(ctx, conn, e, &v); err != nil {
+			return fmt.Errorf("query the primary: %s", cause(err))
+		}
+		return nil
 	})
-	var d *dialError
-	if err != nil && !errors.As(err, &d) {
-		return v, fmt.Errorf("query the primary: %s", cause(err))
-	}
 	return v, err
 }
 
@@ -260,12 +251,11 @@ func (p *replicaProbe) readReplica(ctx context.Context, e store.Environment, id 
 	var v replicaView
 	err := p.on(ctx, e, id, l, func(conn *pgx.Conn) error {
 		v = replicaView{}
-		return queryReplica(ctx, conn, &v)
+		if err := queryReplica(ctx, conn, &v); err != nil {
+			return fmt.Errorf("query the replica: %s", cause(err))
+		}
+		return nil
 	})
-	var d *dialError
-	if err != nil && !errors.As(err, &d) {
-		return v, fmt.Errorf("query the replica: %s", cause(err))
-	}
 	return v, err
 }
 
